@@ -1,0 +1,101 @@
+"""BackupAlerts: one SNS topic that pages when replication fails or lags, or delete markers
+appear in the primary bucket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import bucket_config, policies
+from components.layout import TYPE_PREFIX
+from components.policies import to_json
+from components.settings import AlertSettings
+
+
+@dataclass(frozen=True)
+class ReplicationAlarm:
+    metric: str
+    statistic: str
+    threshold: float
+    description: str
+
+
+# S3 publishes these per replication rule once replication metrics are on.
+REPLICATION_ALARMS = (
+    ReplicationAlarm("OperationsFailedReplication", "Sum", 0,
+                     "Objects failed to replicate to the replica bucket"),
+    ReplicationAlarm("ReplicationLatency", "Maximum", bucket_config.REPLICATION_TIME_MINUTES * 60,
+                     "Replication is slower than the 15-minute Replication Time Control target"),
+)
+
+
+@dataclass(frozen=True)
+class ReplicationWatch:
+    source_bucket: str
+    replica_bucket: str
+    rule_id: str
+
+
+class BackupAlerts(pulumi.ComponentResource):
+    def __init__(self, name: str, settings: AlertSettings, *, account_id: pulumi.Input[str],
+                 region: str, bucket_name: pulumi.Input[str], bucket_arn: pulumi.Input[str],
+                 replication: ReplicationWatch | None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}:BackupAlerts", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.topic = aws.sns.Topic(f"{name}-topic", name=name, region=region, opts=child)
+        topic_policy = aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.all(self.topic.arn, bucket_arn, account_id).apply(
+                lambda values: to_json(policies.alert_topic_policy(*values, region))
+            ),
+            region=region,
+            opts=child,
+        )
+        for index, subscriber in enumerate(settings.subscribers):
+            aws.sns.TopicSubscription(
+                f"{name}-subscriber-{index}",
+                topic=self.topic.arn,
+                protocol=subscriber.protocol,
+                endpoint=subscriber.endpoint,
+                region=region,
+                opts=child,
+            )
+        notification = self.topic.arn.apply(bucket_config.delete_notifications)
+        aws.s3.BucketNotification(
+            f"{name}-delete-events",
+            bucket=bucket_name,
+            topics=notification["TopicConfigurations"].apply(bucket_config.to_pulumi_args),
+            region=region,
+            # S3 checks it may publish when the notification is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[topic_policy]),
+        )
+        if replication is not None:
+            for alarm in REPLICATION_ALARMS:
+                aws.cloudwatch.MetricAlarm(
+                    f"{name}-{alarm.metric}",
+                    name=f"{replication.source_bucket}-{alarm.metric}",
+                    alarm_description=alarm.description,
+                    namespace="AWS/S3",
+                    metric_name=alarm.metric,
+                    dimensions={
+                        "SourceBucket": replication.source_bucket,
+                        "DestinationBucket": replication.replica_bucket,
+                        "RuleId": replication.rule_id,
+                    },
+                    statistic=alarm.statistic,
+                    period=300,
+                    evaluation_periods=1,
+                    comparison_operator="GreaterThanThreshold",
+                    threshold=alarm.threshold,
+                    # No datapoints means no replication activity, not a failure.
+                    treat_missing_data="notBreaching",
+                    alarm_actions=[self.topic.arn],
+                    ok_actions=[self.topic.arn],
+                    region=region,
+                    opts=child,
+                )
+        self.register_outputs({"topicArn": self.topic.arn})

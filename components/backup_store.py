@@ -1,0 +1,85 @@
+"""BackupStore: the whole storage-and-access side of the backup system, from typed settings."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components import policies
+from components.alerts import BackupAlerts, ReplicationWatch
+from components.backup_bucket import BackupBucket, BackupBucketArgs, RoleGrant
+from components.backup_roles import BackupRoles
+from components.layout import TYPE_PREFIX
+from components.replication import BucketReplication
+from components.settings import BucketSettings, StackSettings
+
+
+class BackupStore(pulumi.ComponentResource):
+    """Roles first (bucket and key policies name them), then the primary and replica buckets
+    with each role's access, then replication and the alerts that watch it."""
+
+    def __init__(self, name: str, settings: StackSettings, *, account_id: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}:BackupStore", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        primary_arn = f"arn:aws:s3:::{settings.primary.bucket_name}"
+        self.roles = BackupRoles(
+            f"{name}-roles", settings.roles, account_id=account_id,
+            replication_source_arn=primary_arn if settings.replica else None, opts=child,
+        )
+        host = self.roles.host_roles
+
+        def grant(label: str, purpose_role: object, statements: object) -> RoleGrant:
+            return RoleGrant(label, purpose_role.name, purpose_role.arn, statements)
+
+        primary_grants = [
+            grant("backup", host["backup"], policies.backup_server_statements),
+            grant("wal-archiver", host["wal_archiver"], policies.wal_archiver_statements),
+            grant("restore", host["restore"], policies.restore_server_statements),
+        ]
+        replica_grants = [grant("restore", host["restore"], policies.restore_server_statements)]
+        if self.roles.replication_role is not None:
+            replication = self.roles.replication_role
+            primary_grants.append(
+                grant("replication", replication, policies.replication_source_statements))
+            replica_grants.append(
+                grant("replication", replication, policies.replication_destination_statements))
+
+        def bucket(component: str, bucket_settings: BucketSettings, grants: list[RoleGrant],
+                   replica: bool) -> BackupBucket:
+            return BackupBucket(
+                f"{name}-{component}",
+                BackupBucketArgs(
+                    bucket=bucket_settings,
+                    object_lock=settings.object_lock,
+                    lifecycle=settings.lifecycle,
+                    access_log_days=settings.access_log_days,
+                    account_id=account_id,
+                    grants=grants,
+                    break_glass_arn=settings.roles.break_glass_arn,
+                    replica=replica,
+                    protect=settings.protect,
+                ),
+                opts=child,
+            )
+
+        self.primary = bucket("primary", settings.primary, primary_grants, replica=False)
+        self.replica = None
+        watch = None
+        if settings.replica is not None:
+            self.replica = bucket("replica", settings.replica, replica_grants, replica=True)
+            replication_config = BucketReplication(
+                f"{name}-replication", source=self.primary, replica=self.replica,
+                role_arn=self.roles.replication_role.arn, opts=child,
+            )
+            watch = ReplicationWatch(settings.primary.bucket_name,
+                                     settings.replica.bucket_name, replication_config.rule_id)
+        self.alerts = BackupAlerts(
+            f"{name}-alerts", settings.alerts, account_id=account_id,
+            region=settings.primary.region, bucket_name=self.primary.bucket_name,
+            bucket_arn=self.primary.bucket_arn, replication=watch, opts=child,
+        )
+        self.register_outputs({
+            "primaryBucket": self.primary.bucket_name,
+            "replicaBucket": self.replica.bucket_name if self.replica else None,
+            "alertTopicArn": self.alerts.topic.arn,
+        })

@@ -1,0 +1,50 @@
+"""What the hosts this package does not manage need from it (a stack output and README)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.layout import POSTGRES_PREFIX, RESTIC_PREFIX
+from components.settings import StackSettings
+
+# RPO of continuous archiving: PostgreSQL switches WAL segments at least this often under load.
+ARCHIVE_TIMEOUT_SECONDS = 60
+
+
+def host_settings(settings: StackSettings) -> dict[str, Any]:
+    primary = settings.primary
+    roles = settings.roles
+    walg_prefix = f"s3://{primary.bucket_name}/{POSTGRES_PREFIX}<database>"
+    restic_repository = (
+        f"s3:https://s3.{primary.region}.amazonaws.com/{primary.bucket_name}/"
+        f"{RESTIC_PREFIX.rstrip('/')}"
+    )
+    result: dict[str, Any] = {
+        "databaseHosts": {
+            "instanceProfile": roles.wal_archiver,
+            "environment": {"WALG_S3_PREFIX": walg_prefix, "AWS_REGION": primary.region},
+            "postgresql.conf": {
+                "archive_mode": "on",
+                "archive_command": "wal-g wal-push %p",
+                "archive_timeout": f"{ARCHIVE_TIMEOUT_SECONDS}s",
+            },
+        },
+        "backupHosts": {
+            "instanceProfile": roles.backup,
+            "environment": {
+                "WALG_S3_PREFIX": walg_prefix,
+                "AWS_REGION": primary.region,
+                "RESTIC_REPOSITORY": restic_repository,
+                "AWS_DEFAULT_REGION": primary.region,
+            },
+        },
+        "restoreHost": {"instanceProfile": roles.restore},
+        # Containers reach IMDSv2 through one extra network hop.
+        "imds": {"httpTokens": "required", "httpPutResponseHopLimit": 2},
+    }
+    if settings.replica is not None:
+        result["restoreHost"]["replica"] = {
+            "bucket": settings.replica.bucket_name,
+            "region": settings.replica.region,
+        }
+    return result

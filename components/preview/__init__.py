@@ -1,0 +1,1 @@
+"""The offline preview: the stack program under recording mocks, rendered for review."""

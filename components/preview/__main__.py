@@ -1,0 +1,56 @@
+"""`python -m components.preview [--stack prod]`: the offline preview, no CLI, no credentials.
+
+Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`.
+Exit status: 0 done, 2 invalid configuration (the error names the key; nothing is declared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+from components.settings import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="backup-preview", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="prod", help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument("--project-dir", type=Path, default=ROOT,
+                        help="directory holding Pulumi.yaml (default: this checkout)")
+    parser.add_argument("--out", type=Path, help="output directory (default: preview/<stack>)")
+    args = parser.parse_args(argv)
+    # pulumi_aws.s3 re-exports deprecated V2 classes; importing it warns (facts §7).
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
+    from components.preview.recording import run_program
+    from components.preview.render import render_documents, summary, to_text
+    from components.preview.stack_config import load_stack_config
+
+    out = args.out or args.project_dir / "preview" / args.stack
+    try:
+        config, secret_keys = load_stack_config(args.project_dir / f"Pulumi.{args.stack}.yaml")
+        run = run_program(args.project_dir / "infra", stack=args.stack, config=config,
+                          secret_keys=secret_keys)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if out.exists():
+        shutil.rmtree(out)
+    documents = render_documents(run)
+    for relative, document in documents.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_text(document))
+    (out / "summary.md").write_text(summary(run, args.stack))
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{len(run.resources)} resources, {len(documents)} documents written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

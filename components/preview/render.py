@@ -1,0 +1,107 @@
+"""Recorded resources → the documents a reviewer reads, in the shapes AWS prints them.
+
+Policies are the exact JSON text Pulumi would send. Bucket configuration is converted back
+from the recorded pulumi-aws inputs into the S3 API's shape (`aws s3api get-bucket-*`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+from components.bucket_config import from_pulumi_inputs
+from components.preview.recording import RecordedResource, StackRun
+
+Renderer = Callable[[dict[str, Any]], Any]
+
+
+def _policy(field: str) -> Renderer:
+    return lambda inputs: json.loads(inputs[field])
+
+
+def _picked(wrapper: str, fields: tuple[str, ...]) -> Renderer:
+    return lambda inputs: {wrapper: from_pulumi_inputs({f: inputs[f] for f in fields})}
+
+
+RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
+    "aws:kms/key:Key": ("policy", _policy("policy")),
+    "aws:s3/bucketPolicy:BucketPolicy": ("", _policy("policy")),
+    "aws:iam/role:Role": ("trust-policy", _policy("assumeRolePolicy")),
+    "aws:iam/rolePolicy:RolePolicy": ("", _policy("policy")),
+    "aws:sns/topicPolicy:TopicPolicy": ("", _policy("policy")),
+    "aws:s3/bucketVersioning:BucketVersioning": (
+        "", lambda inputs: from_pulumi_inputs(inputs["versioningConfiguration"])),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "", _picked("ServerSideEncryptionConfiguration", ("rules",))),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (
+        "", _picked("PublicAccessBlockConfiguration", (
+            "blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets"))),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (
+        "", lambda inputs: {"OwnershipControls": {"Rules": [from_pulumi_inputs(inputs["rule"])]}}),
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": (
+        "", _picked("ObjectLockConfiguration", ("objectLockEnabled", "rule"))),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+        "", lambda inputs: from_pulumi_inputs(
+            {f: inputs[f] for f in ("transitionDefaultMinimumObjectSize", "rules")})),
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": (
+        "", _picked("ReplicationConfiguration", ("role", "rules"))),
+    "aws:s3/bucketLogging:BucketLogging": (
+        "", _picked("LoggingEnabled", ("targetBucket", "targetPrefix"))),
+    "aws:s3/bucketNotification:BucketNotification": (
+        "", lambda inputs: {"TopicConfigurations": from_pulumi_inputs(inputs["topics"])}),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (
+        "", lambda inputs: from_pulumi_inputs({k: v for k, v in inputs.items() if k != "region"})),
+}
+
+
+def document_path(resource: RecordedResource, suffix: str) -> str:
+    """`<component>/<child>[-suffix].json`: the child's name without its component's prefix."""
+    component = resource.parent_name
+    child = resource.name.removeprefix(f"{component}-")
+    return f"{component}/{child}{'-' + suffix if suffix else ''}.json"
+
+
+def render_documents(run: StackRun) -> dict[str, Any]:
+    documents = {}
+    for resource in run.resources:
+        if resource.type in RENDERERS:
+            suffix, renderer = RENDERERS[resource.type]
+            documents[document_path(resource, suffix)] = renderer(resource.inputs)
+    return dict(sorted(documents.items()))
+
+
+def to_text(document: Any) -> str:
+    """Pretty and stable. Policies keep the builders' order (Sid first, statements in review
+    order); configuration recorded through Pulumi has no order of its own, so its keys are
+    sorted."""
+    is_policy = isinstance(document, dict) and "Statement" in document
+    return json.dumps(document, indent=2, sort_keys=not is_policy) + "\n"
+
+
+def summary(run: StackRun, stack: str) -> str:
+    """A readable tree of what `pulumi up` would declare."""
+    children: dict[str, list[RecordedResource]] = {}
+    for resource in run.resources:
+        children.setdefault(resource.parent_name, []).append(resource)
+    lines = [f"# Offline preview of stack `{stack}`", "",
+             f"{len(run.resources)} resources; AWS account shown as a placeholder.", ""]
+
+    def walk(parent: str, depth: int) -> None:
+        for resource in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
+            flags = [flag for flag, on in (("protected", resource.protect),
+                                           ("retained on delete", resource.retain_on_delete))
+                     if on]
+            region = resource.inputs.get("region")
+            details = ", ".join(([f"region {region}"] if region else []) + flags)
+            lines.append(f"{'  ' * depth}- `{resource.type}` **{resource.name}**"
+                         + (f" ({details})" if details else ""))
+            walk(resource.name, depth + 1)
+
+    roots = {r.parent_name for r in run.resources} - {r.name for r in run.resources}
+    for root in sorted(roots):
+        walk(root, 0)
+    if run.warnings:
+        lines += ["", "## Warnings", "", *(f"- {warning}" for warning in run.warnings)]
+    lines += ["", "## Stack outputs", "", "```json", to_text(run.outputs).rstrip(), "```", ""]
+    return "\n".join(lines)
