@@ -16,7 +16,7 @@ from components.settings import RoleSettings
 
 # Role purposes, as a platform engineer reads them in the IAM console.
 ROLE_DESCRIPTIONS = {
-    "backup": "Backup hosts: wal-g base backups and restic backups, write and prune current objects",
+    "backup": "Backup hosts: wal-g base and restic backups; write and prune current objects",
     "restore": "Restore host: restores, drills and monitoring; read-only on both backup buckets",
     "wal_archiver": "Database hosts: wal-g wal-push from archive_command; write-only on WAL",
 }

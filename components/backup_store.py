@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pulumi
+import pulumi_aws as aws
 
 from components import policies
 from components.alerts import BackupAlerts, ReplicationWatch
 from components.backup_bucket import BackupBucket, BackupBucketArgs, RoleGrant
 from components.backup_roles import BackupRoles
 from components.layout import TYPE_PREFIX
+from components.policies import BucketRef, Statement
 from components.replication import BucketReplication
 from components.settings import BucketSettings, StackSettings
 
@@ -28,8 +32,9 @@ class BackupStore(pulumi.ComponentResource):
         )
         host = self.roles.host_roles
 
-        def grant(label: str, purpose_role: object, statements: object) -> RoleGrant:
-            return RoleGrant(label, purpose_role.name, purpose_role.arn, statements)
+        def grant(label: str, role: aws.iam.Role,
+                  statements: Callable[[BucketRef], list[Statement]]) -> RoleGrant:
+            return RoleGrant(label, role.name, role.arn, statements)
 
         primary_grants = [
             grant("backup", host["backup"], policies.backup_server_statements),

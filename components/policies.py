@@ -8,7 +8,6 @@ into the bucket policy and the KMS part into the key policy. No second copy can 
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -457,7 +456,8 @@ def alert_topic_policy(topic_arn: str, bucket_arn: str, account_id: str, region:
                 topic_arn,
                 principal={"Service": "cloudwatch.amazonaws.com"},
                 condition={
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"},
                     "StringEquals": {"aws:SourceAccount": account_id},
                 },
             ),

@@ -219,10 +219,14 @@ class _Reader:
         return [_Reader(f"{self.key(name)}[{i}]", item) for i, item in enumerate(value)]
 
 
-def _decode(value: Any, structured: bool) -> Any:
+def _decode(key: str, value: Any, structured: bool) -> Any:
     """Pulumi hands structured config to programs as JSON text; YAML files hold it parsed."""
     if structured and isinstance(value, str):
-        return json.loads(value)
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                key, f"must be an object (structured config), got text {value!r}") from None
     return value
 
 
@@ -235,7 +239,7 @@ def check_known_keys(names: Iterable[str]) -> None:
 def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
     """Validate the project's config namespace (keys without the `project:` prefix)."""
     check_known_keys(raw)
-    root = _Reader("", {k: _decode(v, CONFIG_KEYS[k]) for k, v in raw.items()})
+    root = _Reader("", {k: _decode(k, v, CONFIG_KEYS[k]) for k, v in raw.items()})
     residency = root.choice("dataResidency", DATA_RESIDENCIES, "eu")
     primary_reader = root.child("primary")
     primary_reader.reject_unknown(("bucketName", "region"))
@@ -389,8 +393,9 @@ def _roles(reader: _Reader) -> RoleSettings:
         raise ConfigError(reader.path, "role names must be distinct")
     break_glass = reader.string("breakGlassArn")
     if break_glass is not None and not _ROLE_ARN.match(break_glass):
-        raise ConfigError(reader.key("breakGlassArn"),
-                          f"{break_glass!r} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/NAME)")
+        raise ConfigError(
+            reader.key("breakGlassArn"),
+            f"{break_glass!r} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/NAME)")
     return RoleSettings(**values, break_glass_arn=break_glass)
 
 

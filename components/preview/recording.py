@@ -110,7 +110,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.run = run
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != STACK_TYPE:
             self.run.resources.append(
@@ -128,7 +128,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             )
         return response
 
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+    def RegisterResourceOutputs(self, request: Any) -> Any:
         if request.urn.endswith(f"{STACK_TYPE}::{PROJECT}-{pulumi.get_stack()}"):
             self.run.outputs.update(rpc.deserialize_properties(request.outputs))
         return super().RegisterResourceOutputs(request)
@@ -144,13 +144,14 @@ class _WarningCollector(logging.Handler):
 
 
 def run_program(program: Path, *, stack: str, config: Mapping[str, str],
-                secret_keys: tuple[str, ...] = ()) -> StackRun:
+                secret_keys: tuple[str, ...] = (), run: StackRun | None = None) -> StackRun:
     """Run `program` (a directory with __main__.py, as in Pulumi.yaml's `main`) under mocks.
 
     `config` uses full keys (`project:key`, `aws:region`) with string values, as the CLI passes
-    them. Exceptions from the program (e.g. a ConfigError) propagate after the run settles.
+    them. Exceptions from the program (e.g. a ConfigError) propagate after the run settles;
+    pass `run` to inspect what was declared before it failed.
     """
-    run = StackRun()
+    run = run if run is not None else StackRun()
     logger = logging.getLogger(f"offline-preview.{stack}")
     logger.propagate = False
     logger.handlers = [_WarningCollector(run)]

@@ -24,6 +24,22 @@ def _picked(wrapper: str, fields: tuple[str, ...]) -> Renderer:
     return lambda inputs: {wrapper: from_pulumi_inputs({f: inputs[f] for f in fields})}
 
 
+def _renamed(document: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {names.get(key, key): value for key, value in document.items()}
+
+
+def _notification(inputs: dict[str, Any]) -> dict[str, Any]:
+    # S3 spells this member "Id" here, unlike the "ID" of lifecycle and replication rules.
+    return {"TopicConfigurations": [_renamed(topic, {"ID": "Id"})
+                                    for topic in from_pulumi_inputs(inputs["topics"])]}
+
+
+def _alarm(inputs: dict[str, Any]) -> dict[str, Any]:
+    # As `aws cloudwatch describe-alarms` prints it.
+    document = from_pulumi_inputs({k: v for k, v in inputs.items() if k != "region"})
+    return _renamed(document, {"Name": "AlarmName", "OkActions": "OKActions"})
+
+
 RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
     "aws:kms/key:Key": ("policy", _policy("policy")),
     "aws:s3/bucketPolicy:BucketPolicy": ("", _policy("policy")),
@@ -48,10 +64,8 @@ RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
         "", _picked("ReplicationConfiguration", ("role", "rules"))),
     "aws:s3/bucketLogging:BucketLogging": (
         "", _picked("LoggingEnabled", ("targetBucket", "targetPrefix"))),
-    "aws:s3/bucketNotification:BucketNotification": (
-        "", lambda inputs: {"TopicConfigurations": from_pulumi_inputs(inputs["topics"])}),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": (
-        "", lambda inputs: from_pulumi_inputs({k: v for k, v in inputs.items() if k != "region"})),
+    "aws:s3/bucketNotification:BucketNotification": ("", _notification),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("", _alarm),
 }
 
 

@@ -1,0 +1,263 @@
+"""Configuration is refused by name, before any resource is declared."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from components.preview.recording import StackRun, run_program
+from components.settings import (
+    BucketSettings,
+    ConfigError,
+    LifecycleTier,
+    ObjectLockSettings,
+    RoleSettings,
+    Subscriber,
+    Transition,
+    parse_settings,
+)
+from tests.conftest import ROOT, stack_config
+
+PROD: dict[str, Any] = {
+    "environment": "prod",
+    "protect": True,
+    "primary": {"bucketName": "biometrics-backups", "region": "eu-central-1"},
+    "replica": {"enabled": True, "bucketName": "biometrics-backups-replica",
+                "region": "eu-west-1"},
+    "objectLock": {"enabled": True, "mode": "COMPLIANCE", "days": 30},
+    "lifecycle": {
+        "tiers": [
+            {"prefix": "postgres/", "transitions": [
+                {"days": 30, "storageClass": "GLACIER"},
+                {"days": 90, "storageClass": "DEEP_ARCHIVE"}], "expirationDays": 365},
+            {"prefix": "temp/", "expirationDays": 90},
+        ],
+    },
+}
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    """PROD with one value replaced; `path` like "lifecycle.tiers[0].transitions[1].days"."""
+    raw = copy.deepcopy(PROD)
+    parts = re.findall(r"[^.\[\]]+", path)
+    target: Any = raw
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
+    last = parts[-1]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[int(last) if last.isdigit() else last] = value
+    return raw
+
+
+_DELETE = object()
+
+
+def test_prod_values_parse_into_typed_settings():
+    settings = parse_settings(PROD, stack="prod")
+    assert settings.primary == BucketSettings("biometrics-backups", "eu-central-1")
+    assert settings.replica == BucketSettings("biometrics-backups-replica", "eu-west-1")
+    assert settings.object_lock == ObjectLockSettings(enabled=True, mode="COMPLIANCE", days=30)
+    assert settings.lifecycle.tiers == (
+        LifecycleTier("postgres/", (Transition(30, "GLACIER"), Transition(90, "DEEP_ARCHIVE")),
+                      365),
+        LifecycleTier("temp/", (), 90),
+    )
+    assert settings.lifecycle.noncurrent_version_days == 30
+    assert settings.lifecycle.abort_incomplete_upload_days == 7
+    assert settings.roles == RoleSettings("backup-server", "restore-server", "wal-archiver",
+                                          "backup-replication", None)
+    assert settings.protect is True
+    assert settings.access_log_days == 365
+
+
+def test_secure_defaults_when_only_the_bucket_is_given():
+    settings = parse_settings(
+        {"primary": {"bucketName": "b-backups", "region": "eu-central-1"},
+         "replica": {"bucketName": "b-backups-replica", "region": "eu-north-1"}},
+        stack="dev",
+    )
+    assert settings.environment == "dev"
+    assert settings.object_lock == ObjectLockSettings(enabled=True, mode="COMPLIANCE", days=30)
+    assert settings.replica is not None
+    assert settings.protect is False
+    assert settings.data_residency == "eu"
+
+
+def test_structured_values_arrive_as_json_text_from_pulumi():
+    settings = parse_settings(
+        {"primary": '{"bucketName": "b-backups", "region": "eu-central-1"}',
+         "replica": '{"enabled": false}', "protect": "true"},
+        stack="dev",
+    )
+    assert settings.primary.bucket_name == "b-backups"
+    assert settings.replica is None
+    assert settings.protect is True
+
+
+def test_subscribers_and_break_glass_are_parsed():
+    raw = with_change("alerts", {"subscribers": [{"protocol": "email", "endpoint": "a@b.example"}]})
+    raw["roles"] = {"breakGlassArn": "arn:aws:iam::123456789012:role/break-glass"}
+    settings = parse_settings(raw, stack="prod")
+    assert settings.alerts.subscribers == (Subscriber("email", "a@b.example"),)
+    assert settings.roles.break_glass_arn == "arn:aws:iam::123456789012:role/break-glass"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("replica.region", "eu-central-1",
+         "biometrics-backup:replica.region: must differ from primary.region (eu-central-1): "
+         "cross-region replication needs a second region"),
+        ("primary.region", "eu-middle-7",
+         "biometrics-backup:primary.region: 'eu-middle-7' is not an AWS region; allowed: "),
+        ("replica.region", "us-east-1",
+         "biometrics-backup:replica.region: 'us-east-1' is outside the EU; dataResidency 'eu' "
+         "allows only eu-* regions (set dataResidency: any to lift this)"),
+        ("lifecycle.tiers[0].transitions[0].storageClass", "GLACIERR",
+         "biometrics-backup:lifecycle.tiers[0].transitions[0].storageClass: 'GLACIERR' is not "
+         "allowed; allowed: STANDARD_IA, INTELLIGENT_TIERING, ONEZONE_IA, GLACIER_IR, GLACIER, "
+         "DEEP_ARCHIVE"),
+        ("lifecycle.tiers[0].transitions[1].days", 20,
+         "biometrics-backup:lifecycle.tiers[0].transitions[1].days: 20 must be later than the "
+         "previous transition (30 days)"),
+        ("lifecycle.tiers[0].transitions[1].storageClass", "STANDARD_IA",
+         "biometrics-backup:lifecycle.tiers[0].transitions[1].storageClass: STANDARD_IA cannot "
+         "follow GLACIER; allowed after it: DEEP_ARCHIVE"),
+        ("lifecycle.tiers[0].expirationDays", 60,
+         "biometrics-backup:lifecycle.tiers[0].expirationDays: 60 must be later than the last "
+         "transition (90 days)"),
+        ("lifecycle.tiers[0].transitions[0].days", 0,
+         "biometrics-backup:lifecycle.tiers[0].transitions[0].days: must be a whole number of "
+         "days > 0, got 0"),
+        ("lifecycle.tiers[1].expirationDays", -5,
+         "biometrics-backup:lifecycle.tiers[1].expirationDays: must be a whole number of days > "
+         "0, got -5"),
+        ("objectLock.days", 0,
+         "biometrics-backup:objectLock.days: must be a whole number of days > 0, got 0"),
+        ("objectLock.mode", "STRICT",
+         "biometrics-backup:objectLock.mode: 'STRICT' is not allowed; allowed: COMPLIANCE, "
+         "GOVERNANCE"),
+        ("primary.bucketName", _DELETE, "biometrics-backup:primary.bucketName: is required"),
+        ("replica.bucketName", "Biometrics_Backups",
+         "biometrics-backup:replica.bucketName: 'Biometrics_Backups' is not allowed: 3-51 "
+         "characters of a-z, 0-9 and '-' (no dots: they break TLS for virtual-hosted requests; "
+         "12 characters are kept for the '-access-logs' log bucket)"),
+        ("replica.bucketName", "biometrics-backups",
+         "biometrics-backup:replica.bucketName: must differ from primary.bucketName"),
+        ("lifecycle.tiers[1]", {"prefix": "restic/", "transitions": [
+            {"days": 30, "storageClass": "GLACIER"}]},
+         "biometrics-backup:lifecycle.tiers[1].transitions: 'restic/' holds the restic "
+         "repository, which cannot read from cold storage; allowed: no transitions (expiration "
+         "only)"),
+        ("lifecycle.tiers[1]", {"prefix": "temp", "expirationDays": 9},
+         "biometrics-backup:lifecycle.tiers[1].prefix: 'temp' must end with '/'"),
+        ("lifecycle.tiers[1]", {"prefix": "temp/", "transitions": [
+            {"days": 10, "storageClass": "STANDARD_IA"}]},
+         "biometrics-backup:lifecycle.tiers[1].transitions[0].days: 10 is too early for "
+         "STANDARD_IA; allowed: >= 30"),
+        ("lifecycle.tiers[1]", {"prefix": "postgres/", "expirationDays": 9},
+         "biometrics-backup:lifecycle.tiers[1].prefix: 'postgres/' appears twice"),
+        ("lifecycle.tiers[1]", {"prefix": "temp/"},
+         "biometrics-backup:lifecycle.tiers[1].transitions: a tier needs transitions or "
+         "expirationDays"),
+        ("lifecycle.noncurrentVersionDays", 10,
+         "biometrics-backup:lifecycle.noncurrentVersionDays: 10 is shorter than objectLock.days "
+         "(30); S3 cannot expire a locked version, allowed: >= objectLock.days"),
+        ("objectLock.enabled", "yes",
+         "biometrics-backup:objectLock.enabled: must be true or false"),
+        ("primary.bucket", "x",
+         "biometrics-backup:primary.bucket: unknown key; allowed: bucketName, region"),
+        ("roles.backup", "backup server",
+         "biometrics-backup:roles.backup: 'backup server' is not an IAM role name "
+         "(1-64 of A-Z a-z 0-9 +=,.@_-)"),
+        ("roles.restore", "backup-server", "biometrics-backup:roles: role names must be distinct"),
+        ("roles.breakGlassArn", "arn:aws:iam::123:user/x",
+         "biometrics-backup:roles.breakGlassArn: 'arn:aws:iam::123:user/x' is not an IAM role ARN "
+         "(arn:aws:iam::<12 digits>:role/NAME)"),
+        ("alerts.subscribers", [{"protocol": "pager", "endpoint": "x"}],
+         "biometrics-backup:alerts.subscribers[0].protocol: 'pager' is not allowed; allowed: "
+         "email, email-json, https, sqs, lambda, sms"),
+    ],
+)
+def test_invalid_config_is_refused_by_key(path, value, message):
+    raw = with_change(path, value)
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, stack="prod")
+    assert str(error.value).startswith(message)
+    if not message.endswith(": "):
+        assert str(error.value) == message
+
+
+def test_glacier_accepts_any_transition_day():
+    settings = parse_settings(with_change("lifecycle.tiers[0].transitions[0].days", 10),
+                              stack="prod")
+    assert settings.lifecycle.tiers[0].transitions[0] == Transition(10, "GLACIER")
+
+
+def test_a_config_value_that_is_not_an_object_is_refused_by_key():
+    with pytest.raises(ConfigError) as error:
+        parse_settings({**PROD, "replica": ["eu-west-1"]}, stack="prod")
+    assert str(error.value) == "biometrics-backup:replica: must be an object, got list"
+
+
+def test_structured_key_holding_plain_text_is_refused_by_key():
+    with pytest.raises(ConfigError) as error:
+        parse_settings({**PROD, "replica": "eu-west-1"}, stack="prod")
+    assert str(error.value) == (
+        "biometrics-backup:replica: must be an object (structured config), got text 'eu-west-1'"
+    )
+
+
+def test_unknown_top_level_key_is_refused():
+    with pytest.raises(ConfigError) as error:
+        parse_settings({**PROD, "bucketName": "x"}, stack="prod")
+    assert str(error.value).startswith(
+        "biometrics-backup:bucketName: unknown key; allowed: environment, protect, dataResidency,"
+    )
+
+
+def test_early_deletion_fees_are_warnings_not_errors():
+    settings = parse_settings(PROD, stack="prod")
+    assert settings.warnings == (
+        "biometrics-backup:lifecycle.tiers[0] (postgres/): objects stay 60 days in GLACIER, "
+        "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
+    )
+    cheaper = with_change("lifecycle.tiers[0].transitions[1].days", 120)
+    assert parse_settings(cheaper, stack="prod").warnings == ()
+
+
+def test_safeguards_may_be_switched_off_by_config():
+    raw = {**PROD, "replica": {"enabled": False}, "objectLock": {"enabled": False}}
+    settings = parse_settings(raw, stack="dev")
+    assert settings.replica is None
+    assert settings.object_lock.enabled is False
+
+
+def test_prod_warning_reaches_the_engine_log(prod):
+    assert prod.warnings == [
+        "biometrics-backup:lifecycle.tiers[0] (postgres/): objects stay 60 days in GLACIER, "
+        "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("replica", {"bucketName": "biometrics-backups-replica", "region": "eu-central-1"},
+         "biometrics-backup:replica.region: must differ from primary.region"),
+        ("objectLock", {"mode": "LOCKED"}, "biometrics-backup:objectLock.mode: 'LOCKED'"),
+        ("primary", {"region": "eu-central-1"},
+         "biometrics-backup:primary.bucketName: is required"),
+    ],
+)
+def test_program_declares_nothing_when_config_is_invalid(key, value, message):
+    run = StackRun()
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_program(ROOT / "infra", stack="prod", config=stack_config("prod", {key: value}),
+                    run=run)
+    assert run.resources == []
