@@ -134,3 +134,22 @@ def test_governance_mode_and_protect_off_for_other_stacks(stack_run):
     lock = run.named("backup-primary-object-lock").inputs["rule"]["defaultRetention"]
     assert (lock["mode"], lock["days"]) == ("GOVERNANCE", 7)
     assert [r.name for r in run.resources if r.protect] == []
+
+
+def test_every_nested_argument_is_one_pulumi_aws_knows(prod):
+    """The SDK camel-cases only the property names in its schema; an unknown (misspelled)
+    snake_case key would reach the recorded inputs unchanged."""
+
+    def keys(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield key
+                yield from keys(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from keys(item)
+
+    for resource in prod.resources:
+        if resource.custom:
+            unknown = [k for k in keys(resource.inputs) if "_" in k]
+            assert unknown == [], resource.name
