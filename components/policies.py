@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from components.layout import (
     BACKUP_PREFIXES,
+    POSTGRES_PREFIX,
     RETENTION_TAG_ACTIVE,
     RETENTION_TAG_KEY,
     WAL_KEY_PATTERN,
@@ -135,6 +136,13 @@ def backup_server_statements(bucket: BucketRef) -> list[Statement]:
             condition={"StringLike": {"s3:prefix": _prefix_patterns(BACKUP_PREFIXES)}},
         ),
         statement(
+            # `backup-agent keep`: a base backup kept past the lock window gets Retention=active
+            # and a legal hold on every object its restore needs (lifting either is denied).
+            "AllowBackupServerKeep",
+            ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
+            bucket.objects(f"{POSTGRES_PREFIX}*"),
+        ),
+        statement(
             "AllowBackupServerKey",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             bucket.key_arn,
@@ -170,8 +178,9 @@ def restore_server_statements(bucket: BucketRef) -> list[Statement]:
             [bucket.objects(pattern) for pattern in _prefix_patterns(BACKUP_PREFIXES)],
         ),
         statement(
+            # ListBucketVersions: the exporter counts delete markers (an unusual number pages).
             "AllowListForRestore",
-            ["s3:ListBucket"],
+            ["s3:ListBucket", "s3:ListBucketVersions"],
             bucket.arn,
             condition={"StringLike": {"s3:prefix": _prefix_patterns(BACKUP_PREFIXES)}},
         ),

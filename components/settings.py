@@ -11,9 +11,12 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from components.layout import PROJECT, RESTIC_PREFIX
+
+if TYPE_CHECKING:
+    from components.runtime_settings import RuntimeSettings
 
 # AWS commercial regions (aws ec2 describe-regions --all-regions, 2026).
 AWS_REGIONS: Final = frozenset(
@@ -124,6 +127,26 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class Waiver:
+    """A compliance control this stack does not meet, and why. The control id is checked where
+    the controls live (compliance.report), which components do not import."""
+
+    control: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GitHubSettings:
+    """CI through GitHub Actions OIDC: `repository` is the `sub` claim's repository part."""
+
+    repository: str
+    environment: str
+    oidc_provider_arn: str | None = None
+    state_bucket: str | None = None
+    secrets_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
 class StackSettings:
     environment: str
     primary: BucketSettings
@@ -135,6 +158,9 @@ class StackSettings:
     access_log_days: int = 365
     protect: bool = False
     data_residency: str = "eu"
+    github: GitHubSettings | None = None
+    waivers: tuple[Waiver, ...] = ()
+    runtime: RuntimeSettings | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -150,7 +176,13 @@ CONFIG_KEYS: Final = {
     "roles": True,
     "alerts": True,
     "accessLogs": True,
+    "github": True,
+    "waivers": True,
+    "runtime": True,
 }
+# Set only with `pulumi config set --secret`; infra/__main__.py reads them as secret Outputs,
+# never into these settings.
+SECRET_CONFIG_KEYS: Final = ("resticPassword", "databasePasswords", "webhookUrl")
 
 
 class _Reader:
@@ -232,8 +264,9 @@ def _decode(key: str, value: Any, structured: bool) -> Any:
 
 def check_known_keys(names: Iterable[str]) -> None:
     for name in names:
-        if name not in CONFIG_KEYS:
-            raise ConfigError(name, "unknown key; allowed: " + ", ".join(CONFIG_KEYS))
+        if name not in CONFIG_KEYS and name not in SECRET_CONFIG_KEYS:
+            raise ConfigError(name, "unknown key; allowed: "
+                              + ", ".join([*CONFIG_KEYS, *SECRET_CONFIG_KEYS]))
 
 
 def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
@@ -272,8 +305,16 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
         access_log_days=access_logs.days("retentionDays", 365),
         protect=root.boolean("protect", False),
         data_residency=residency,
+        github=_github(root, stack),
+        waivers=_waivers(root),
     )
-    return replace(settings, warnings=tuple(lifecycle_warnings(settings)))
+    settings = replace(settings, warnings=tuple(lifecycle_warnings(settings)))
+    if root.data.get("runtime") is None:
+        return settings
+    # Imported here: the runtime's checks build on this module's settings (lifecycle, roles).
+    from components.runtime_settings import parse_runtime
+
+    return replace(settings, runtime=parse_runtime(root.child("runtime"), settings))
 
 
 def _bucket(reader: _Reader, residency: str) -> BucketSettings:
@@ -399,6 +440,49 @@ def _roles(reader: _Reader) -> RoleSettings:
     return RoleSettings(**values, break_glass_arn=break_glass)
 
 
+# OWNER/REPO, or the immutable form OWNER@ID/REPO@ID that repositories created from
+# 15 July 2026 (and opted-in older ones) put into `sub` (aws-actions/configure-aws-credentials
+# README, v6.2.3).
+_GITHUB_REPOSITORY = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:@\d+)?/[A-Za-z0-9._-]{1,100}(?:@\d+)?$")
+_OIDC_PROVIDER_ARN = re.compile(
+    r"^arn:aws:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+_STATE_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _github(root: _Reader, stack: str) -> GitHubSettings | None:
+    """Absent: no OIDC roles. Present: `repository` is required."""
+    if root.data.get("github") is None:
+        return None
+    reader = root.child("github")
+    reader.reject_unknown(("repository", "environment", "oidcProviderArn", "stateBucket",
+                           "secretsKeyArn"))
+    checks = {
+        "repository": (_GITHUB_REPOSITORY, "OWNER/REPO (or OWNER@ID/REPO@ID)"),
+        "environment": (re.compile(r"^[^\s:*?/\\]{1,255}$"),
+                        "a GitHub environment name (no spaces, ':', '*', '?', '/', '\\')"),
+        "oidcProviderArn": (_OIDC_PROVIDER_ARN, "arn:aws:iam::<12 digits>:oidc-provider/"
+                            "token.actions.githubusercontent.com"),
+        "stateBucket": (_STATE_BUCKET, "an S3 bucket name"),
+        "secretsKeyArn": (_KMS_KEY_ARN, "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)"),
+    }
+    defaults = {"repository": None, "environment": stack}
+    values = {}
+    for name, (pattern, allowed) in checks.items():
+        value = reader.string(name, defaults.get(name), required=name == "repository")
+        if value is not None and not pattern.match(value):
+            raise ConfigError(reader.key(name), f"{value!r} is not allowed; allowed: {allowed}")
+        values[name] = value
+    return GitHubSettings(
+        repository=values["repository"],
+        environment=values["environment"],
+        oidc_provider_arn=values["oidcProviderArn"],
+        state_bucket=values["stateBucket"],
+        secrets_key_arn=values["secretsKeyArn"],
+    )
+
+
 def _alerts(reader: _Reader) -> AlertSettings:
     reader.reject_unknown(("subscribers",))
     subscribers = []
@@ -409,6 +493,18 @@ def _alerts(reader: _Reader) -> AlertSettings:
                        endpoint=item.string("endpoint", required=True))
         )
     return AlertSettings(subscribers=tuple(subscribers))
+
+
+def _waivers(root: _Reader) -> tuple[Waiver, ...]:
+    waivers: list[Waiver] = []
+    for item in root.items("waivers"):
+        item.reject_unknown(("control", "reason"))
+        waiver = Waiver(control=item.string("control", required=True),
+                        reason=item.string("reason", required=True))
+        if any(w.control == waiver.control for w in waivers):
+            raise ConfigError(item.key("control"), f"{waiver.control!r} is waived twice")
+        waivers.append(waiver)
+    return tuple(waivers)
 
 
 def lifecycle_warnings(settings: StackSettings) -> list[str]:

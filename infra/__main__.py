@@ -3,7 +3,10 @@
 import pulumi
 import pulumi_aws as aws
 
+from components.backup_containers import BackupContainers, read_runtime_secrets
 from components.backup_store import BackupStore
+from components.container_specs import container_specs
+from components.github_oidc import GitHubOidc
 from components.host_outputs import host_settings
 from components.settings import CONFIG_KEYS, parse_settings
 
@@ -14,15 +17,33 @@ settings = parse_settings(
 )
 for warning in settings.warnings:
     pulumi.log.warn(warning)
+# Secrets are read (and a missing one refused) before anything is declared.
+runtime_secrets = read_runtime_secrets(config, settings.runtime) if settings.runtime else None
 
-store = BackupStore(
-    "backup", settings, account_id=aws.get_caller_identity_output().account_id
-)
+account_id = aws.get_caller_identity_output().account_id
+store = BackupStore("backup", settings, account_id=account_id)
 
-pulumi.export("primaryBucket", store.primary.bucket_name)
-pulumi.export("primaryKeyArn", store.primary.key_arn)
-pulumi.export("replicaBucket", store.replica.bucket_name if store.replica else None)
-pulumi.export("replicaKeyArn", store.replica.key_arn if store.replica else None)
+# Buckets, as the hosts and the post-deploy smoke check (components/smoke_check.py) need them.
+pulumi.export("buckets", {
+    purpose: {"bucket": bucket.bucket_name, "region": bucket.region, "keyArn": bucket.key_arn,
+              "logBucket": bucket.log_bucket.bucket}
+    for purpose, bucket in (("primary", store.primary), ("replica", store.replica)) if bucket
+})
 pulumi.export("alertTopicArn", store.alerts.topic.arn)
 pulumi.export("roleArns", {purpose: role.arn for purpose, role in store.roles.host_roles.items()})
 pulumi.export("hosts", host_settings(settings))
+
+if settings.github is not None:
+    github = GitHubOidc(
+        "github", settings, account_id=account_id,
+        key_arns=[b.key_arn for b in (store.primary, store.replica) if b],
+        topic_arn=store.alerts.topic.arn,
+    )
+    pulumi.export("githubRoleArns", {purpose: role.arn for purpose, role in github.roles.items()})
+
+if settings.runtime is not None:
+    runtime = BackupContainers(
+        "runtime", settings.runtime, container_specs(settings),
+        runtime_secrets, build_context=".",
+    )
+    pulumi.export("backupContainers", {key: c.name for key, c in runtime.containers.items()})

@@ -33,7 +33,7 @@ PROD_LIFECYCLE = {
 
 @pytest.mark.parametrize(("component", "bucket"), BUCKETS)
 def test_both_buckets_are_hardened_alike(prod, prod_documents, component, bucket):
-    key = prod.outputs["primaryKeyArn" if component == "backup-primary" else "replicaKeyArn"]
+    key = prod.outputs["buckets"][component.removeprefix("backup-")]["keyArn"]
     assert prod.named(f"{component}-bucket").inputs["bucket"] == bucket
     assert prod.named(f"{component}-bucket").inputs["objectLockEnabled"] is True
     assert prod_documents[f"{component}/versioning.json"] == {"Status": "Enabled"}
@@ -103,7 +103,8 @@ def test_replication_configuration(prod, prod_documents):
                 "SourceSelectionCriteria": {"SseKmsEncryptedObjects": {"Status": "Enabled"}},
                 "Destination": {
                     "Bucket": "arn:aws:s3:::biometrics-backups-replica",
-                    "EncryptionConfiguration": {"ReplicaKmsKeyID": prod.outputs["replicaKeyArn"]},
+                    "EncryptionConfiguration": {
+                        "ReplicaKmsKeyID": prod.outputs["buckets"]["replica"]["keyArn"]},
                     "ReplicationTime": {"Status": "Enabled", "Time": {"Minutes": 15}},
                     "Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": 15}},
                 },

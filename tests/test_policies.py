@@ -64,7 +64,7 @@ def document(statements: list[dict]) -> dict:
 
 @pytest.fixture(scope="module")
 def keys(prod) -> dict[str, str]:
-    return {"primary": prod.outputs["primaryKeyArn"], "replica": prod.outputs["replicaKeyArn"]}
+    return {purpose: bucket["keyArn"] for purpose, bucket in prod.outputs["buckets"].items()}
 
 
 def test_primary_bucket_policy(prod_documents):
@@ -76,13 +76,17 @@ def test_primary_bucket_policy(prod_documents):
          "Resource": BACKUP_OBJECTS},
         {"Sid": "AllowBackupServerList", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
          "Action": ["s3:ListBucket"], "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
+        {"Sid": "AllowBackupServerKeep", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
+         "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
+         "Resource": f"{PRIMARY}/postgres/*"},
         {"Sid": "AllowWalArchiverWrite", "Effect": "Allow", "Principal": {"AWS": WAL_ROLE},
          "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
          "Resource": f"{PRIMARY}/postgres/*/wal_005/*"},
         {"Sid": "AllowReadForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
          "Action": ["s3:GetObject"], "Resource": BACKUP_OBJECTS},
         {"Sid": "AllowListForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
-         "Action": ["s3:ListBucket"], "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
+         "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": PRIMARY,
+         "Condition": PREFIX_CONDITION},
         {"Sid": "AllowReplicationSourceBucket", "Effect": "Allow",
          "Principal": {"AWS": REPLICATION_ROLE},
          "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": PRIMARY},
@@ -103,7 +107,8 @@ def test_replica_bucket_policy_allows_only_restore_reads_and_replication(prod_do
          "Action": ["s3:GetObject"],
          "Resource": [f"{REPLICA}/postgres/*", f"{REPLICA}/restic/*"]},
         {"Sid": "AllowListForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
-         "Action": ["s3:ListBucket"], "Resource": REPLICA, "Condition": PREFIX_CONDITION},
+         "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": REPLICA,
+         "Condition": PREFIX_CONDITION},
         {"Sid": "AllowReplicationDestination", "Effect": "Allow",
          "Principal": {"AWS": REPLICATION_ROLE},
          "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
@@ -167,6 +172,9 @@ def test_role_policies(prod_documents, keys):
          "Resource": BACKUP_OBJECTS},
         {"Sid": "AllowBackupServerList", "Effect": "Allow", "Action": ["s3:ListBucket"],
          "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
+        {"Sid": "AllowBackupServerKeep", "Effect": "Allow",
+         "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
+         "Resource": f"{PRIMARY}/postgres/*"},
         {"Sid": "AllowBackupServerKey", "Effect": "Allow",
          "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": keys["primary"],
          "Condition": PRIMARY_KMS},
@@ -186,7 +194,8 @@ def test_role_policies(prod_documents, keys):
         assert prod_documents[f"{component}/restore-access.json"] == document([
             {"Sid": "AllowReadForRestore", "Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": [f"{bucket}/postgres/*", f"{bucket}/restic/*"]},
-            {"Sid": "AllowListForRestore", "Effect": "Allow", "Action": ["s3:ListBucket"],
+            {"Sid": "AllowListForRestore", "Effect": "Allow",
+             "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
              "Resource": bucket, "Condition": PREFIX_CONDITION},
             {"Sid": "AllowDecryptForRestore", "Effect": "Allow", "Action": ["kms:Decrypt"],
              "Resource": key, "Condition": condition},

@@ -238,10 +238,14 @@ def test_safeguards_may_be_switched_off_by_config():
     assert settings.object_lock.enabled is False
 
 
-def test_prod_warning_reaches_the_engine_log(prod):
+def test_prod_warnings_reach_the_engine_log(prod):
     assert prod.warnings == [
         "biometrics-backup:lifecycle.tiers[0] (postgres/): objects stay 60 days in GLACIER, "
         "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
+        # Pulumi.prod.yaml holds no secrets: the offline preview shows placeholders instead.
+        *(f"biometrics-backup:{key} is not set; the preview uses a placeholder (pulumi config "
+          "set --secret before pulumi up)"
+          for key in ("resticPassword", "databasePasswords.biometrics", "webhookUrl")),
     ]
 
 
@@ -260,4 +264,14 @@ def test_program_declares_nothing_when_config_is_invalid(key, value, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         run_program(ROOT / "infra", stack="prod", config=stack_config("prod", {key: value}),
                     run=run)
+    assert run.resources == []
+
+
+def test_pulumi_up_refuses_a_missing_secret_before_declaring_anything():
+    run = StackRun()
+    with pytest.raises(ConfigError, match=re.escape(
+            "biometrics-backup:resticPassword: is required by runtime: pulumi config set "
+            "--secret --path resticPassword ...")):
+        run_program(ROOT / "infra", stack="prod", config=stack_config("prod"), run=run,
+                    preview=False)
     assert run.resources == []

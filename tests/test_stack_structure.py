@@ -13,6 +13,7 @@ COMPONENTS = {
     "backup-replica": ("biometrics:backup:BackupBucket", "backup"),
     "backup-replication": ("biometrics:backup:BucketReplication", "backup"),
     "backup-alerts": ("biometrics:backup:BackupAlerts", "backup"),
+    "runtime": ("biometrics:backup:BackupContainers", ""),
 }
 
 
@@ -49,6 +50,9 @@ def test_declared_resource_types(prod):
         "aws:sns/topic:Topic": 1, "aws:sns/topicPolicy:TopicPolicy": 1,
         "aws:sns/topicSubscription:TopicSubscription": 1,
         "aws:cloudwatch/metricAlarm:MetricAlarm": 2,
+        # The runtime (components/backup_containers.py): two Docker hosts, three containers.
+        "pulumi:providers:docker": 2, "docker:index/image:Image": 2,
+        "docker:index/volume:Volume": 2, "docker:index/container:Container": 3,
     }
 
 
@@ -76,15 +80,26 @@ def test_prod_protects_buckets_and_keys_and_retains_keys(prod):
 def test_every_regional_resource_names_its_region(prod):
     replica_side = ("backup-replica",)
     for resource in prod.resources:
-        if not resource.custom or resource.type.startswith("aws:iam/"):
+        if not resource.custom or not resource.type.startswith("aws:") \
+                or resource.type.startswith("aws:iam/"):
             continue
         expected = "eu-west-1" if resource.parent_name in replica_side else "eu-central-1"
         assert resource.inputs.get("region") == expected, resource.name
 
 
 def test_stack_outputs_tell_hosts_what_they_need(prod):
-    assert prod.outputs["primaryBucket"] == "biometrics-backups"
-    assert prod.outputs["replicaBucket"] == "biometrics-backups-replica"
+    assert prod.outputs["buckets"] == {
+        "primary": {"bucket": "biometrics-backups", "region": "eu-central-1",
+                    "logBucket": "biometrics-backups-access-logs",
+                    "keyArn": prod.outputs["buckets"]["primary"]["keyArn"]},
+        "replica": {"bucket": "biometrics-backups-replica", "region": "eu-west-1",
+                    "logBucket": "biometrics-backups-replica-access-logs",
+                    "keyArn": prod.outputs["buckets"]["replica"]["keyArn"]},
+    }
+    assert prod.outputs["buckets"]["primary"]["keyArn"].startswith(
+        f"arn:aws:kms:eu-central-1:{PLACEHOLDER_ACCOUNT_ID}:key/")
+    assert prod.outputs["buckets"]["replica"]["keyArn"].startswith(
+        f"arn:aws:kms:eu-west-1:{PLACEHOLDER_ACCOUNT_ID}:key/")
     assert prod.outputs["roleArns"] == {
         purpose: f"arn:aws:iam::{PLACEHOLDER_ACCOUNT_ID}:role/{name}"
         for purpose, name in (("backup", "backup-server"), ("restore", "restore-server"),
@@ -119,7 +134,7 @@ def test_replication_off_declares_no_replica_and_no_replication_role(stack_run):
     names = {r.name for r in run.resources}
     assert not {n for n in names if "replica" in n or "replication" in n}
     assert run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") == []
-    assert "replicaBucket" not in run.outputs  # Pulumi drops None outputs
+    assert list(run.outputs["buckets"]) == ["primary"]
 
 
 def test_object_lock_off_declares_no_lock_configuration(stack_run):

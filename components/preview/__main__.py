@@ -1,7 +1,9 @@
 """`python -m components.preview [--stack prod]`: the offline preview, no CLI, no credentials.
 
-Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`.
-Exit status: 0 done, 2 invalid configuration (the error names the key; nothing is declared).
+Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`,
+and the compliance review (compliance.md + compliance.json, see compliance/report.py).
+Exit status: 0 done, 2 invalid configuration (the error names the key; nothing is declared),
+3 a mandatory compliance control fails without a waiver (the documents are still written).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # pulumi_aws.s3 re-exports deprecated V2 classes; importing it warns (facts §7).
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
+    from compliance.inventory import from_recorded
+    from compliance.report import build_report, stack_waivers, write_report
     from components.preview.recording import run_program
     from components.preview.render import render_documents, summary, to_text
     from components.preview.stack_config import load_stack_config
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         config, secret_keys = load_stack_config(args.project_dir / f"Pulumi.{args.stack}.yaml")
         run = run_program(args.project_dir / "infra", stack=args.stack, config=config,
                           secret_keys=secret_keys)
+        report = build_report(args.stack, from_recorded(run.resources),
+                              stack_waivers(config, args.stack))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -46,9 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(to_text(document))
     (out / "summary.md").write_text(summary(run, args.stack))
+    write_report(report, out)
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{len(run.resources)} resources, {len(documents)} documents written to {out}")
+    if not report.passed:
+        print(f"error: mandatory compliance controls fail: {', '.join(report.mandatory_failures())}"
+              f" (see {out / 'compliance.md'}; a stack may waive a control with a reason in "
+              "its config, key waivers)", file=sys.stderr)
+        return 3
     return 0
 
 

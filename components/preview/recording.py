@@ -144,20 +144,22 @@ class _WarningCollector(logging.Handler):
 
 
 def run_program(program: Path, *, stack: str, config: Mapping[str, str],
-                secret_keys: tuple[str, ...] = (), run: StackRun | None = None) -> StackRun:
+                secret_keys: tuple[str, ...] = (), run: StackRun | None = None,
+                preview: bool = True) -> StackRun:
     """Run `program` (a directory with __main__.py, as in Pulumi.yaml's `main`) under mocks.
 
     `config` uses full keys (`project:key`, `aws:region`) with string values, as the CLI passes
     them. Exceptions from the program (e.g. a ConfigError) propagate after the run settles;
-    pass `run` to inspect what was declared before it failed.
+    pass `run` to inspect what was declared before it failed. `preview=False` runs it as
+    `pulumi up` would (e.g. missing secrets are refused instead of replaced by placeholders).
     """
     run = run if run is not None else StackRun()
     logger = logging.getLogger(f"offline-preview.{stack}")
     logger.propagate = False
     logger.handlers = [_WarningCollector(run)]
     cloud = PlaceholderCloud(config.get("aws:region", "us-east-1"))
-    reset_options(project=PROJECT, stack=stack, preview=True)
-    pulumi.runtime.set_mocks(cloud, project=PROJECT, stack=stack, preview=True, logger=logger,
+    reset_options(project=PROJECT, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(cloud, project=PROJECT, stack=stack, preview=preview, logger=logger,
                              monitor=RecordingMonitor(cloud, run))
     set_all_config(dict(config), list(secret_keys))
     # set_mocks finishes a root stack at once; the language host's own path (run_in_stack)

@@ -1,0 +1,94 @@
+"""The `backup-agent` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from prometheus_client import start_http_server
+from prometheus_client.registry import CollectorRegistry
+
+from backup_agent import config, drill, exporter, postgres, schedule, status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="backup-agent", description=__doc__)
+    parser.add_argument("--settings", default="/etc/backup-agent/settings.json",
+                        help="the settings file rendered by the BackupContainers component")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one backup job now")
+    run.add_argument("kind", choices=("postgres", "files"))
+    run.add_argument("name", nargs="?", help="database or file set (default: all placed here)")
+    target_help = "which bucket to restore from (replica = failover drill)"
+    drill_parser = commands.add_parser("drill", help="restore the newest backups and check them")
+    drill_parser.add_argument("--target", choices=("primary", "replica"), default="primary",
+                              help=target_help)
+    commands.add_parser("schedule", help="run the jobs placed on this host on their schedules")
+    export = commands.add_parser("exporter", help="serve repository state as Prometheus metrics")
+    export.add_argument("--port", type=int, help="default: metricsPort from the settings")
+    commands.add_parser("status", help="a table of the newest backups and drills")
+    keep = commands.add_parser("keep", help="keep a base backup past the lock window "
+                               "(permanent, tagged Retention=active, legal hold)")
+    keep.add_argument("database")
+    keep.add_argument("backup", help="a backup_name from wal-g backup-list")
+    return parser
+
+
+def _serve(registry: CollectorRegistry, port: int) -> threading.Event:
+    start_http_server(port, registry=registry)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = _parser().parse_args(argv)
+    settings = config.load(args.settings)
+    if args.command == "run":
+        prefix = f"{args.kind}:"
+        jobs = [f"{prefix}{args.name}"] if args.name else [
+            job for job in settings.jobs if job.startswith(prefix)]
+        if not jobs:
+            print(f"no {args.kind} job is placed on this host", file=sys.stderr)
+            return 2
+        for job in jobs:
+            print(schedule.job_runner(settings, job)())
+        return 0
+    if args.command == "drill":
+        outcomes = drill.run_drill(settings, args.target)
+        for outcome in outcomes:
+            print(f"{'PASS' if outcome.success else 'FAIL'} {outcome.kind} {outcome.name} "
+                  f"({outcome.duration_seconds:.1f} s): {outcome.detail}")
+        return 0 if all(o.success for o in outcomes) else 1
+    if args.command == "keep":
+        keys = postgres.keep_backup(settings, settings.database(args.database), args.backup)
+        print(f"{args.backup}: {len(keys)} objects kept")
+        return 0
+    if args.command == "status":
+        print(status.render(settings, exporter.readers_for(settings)))
+        return 0
+    registry = CollectorRegistry()
+    if args.command == "exporter":
+        collector = exporter.BackupCollector(settings, exporter.readers_for(settings))
+        registry.register(collector)
+        loop = exporter.RefreshLoop(collector, settings.refresh_seconds)
+        loop.start()
+        stop = _serve(registry, args.port or settings.metrics_port)
+        stop.wait()
+        loop.stop()
+        return 0
+    scheduler = schedule.Scheduler(settings)
+    registry.register(schedule.SchedulerCollector(scheduler))
+    stop = _serve(registry, settings.metrics_port)
+    scheduler.serve_forever(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,384 @@
+"""What the controls see: declared resources (type + inputs), grouped by the role they play.
+
+The same view is built from the offline preview's recorded resources and from the resources
+CrossGuard hands a policy pack, so one rule serves both. Inputs are camelCase, as recorded.
+
+How a resource's role is recognised (explicit, by what the URN and names show, not by values):
+
+* a **BackupBucket** is a component of type `biometrics:backup:BackupBucket`;
+* its **log bucket** is the `aws:s3/bucket:Bucket` child whose resource name ends in
+  `-access-logs`; its **backup bucket** is the other `Bucket` child;
+* a bucket's configuration (versioning, policy, lifecycle, ...) is the resource whose `bucket`
+  input names it; when that input is unknown (a real first preview), a child of the same
+  BackupBucket belongs to the log bucket when its name starts with the log bucket's resource
+  name, otherwise to the backup bucket. Elsewhere an unknown `bucket` stays unresolved, and the
+  controls that need it report "unknown" instead of guessing;
+* a role's **purpose** comes from the role policies the BackupBucket declares for it, named
+  `<bucket component>-<purpose>-access` (purposes: backup, wal-archiver, restore, replication);
+* **containers** are `docker:index/container:Container` resources.
+
+Values Pulumi cannot know during a preview are `Unknown` here; reading one through `Declared.get`
+raises `UnknownValue`, which the control runner turns into an "unknown" finding.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Final, Literal
+
+from components.layout import TYPE_PREFIX
+
+BACKUP_BUCKET_COMPONENT: Final = f"{TYPE_PREFIX}:BackupBucket"
+LOG_BUCKET_NAME_SUFFIX: Final = "-access-logs"
+ROLE_POLICY_NAME_SUFFIX: Final = "-access"
+
+BUCKET: Final = "aws:s3/bucket:Bucket"
+BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
+VERSIONING: Final = "aws:s3/bucketVersioning:BucketVersioning"
+ENCRYPTION: Final = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
+PUBLIC_ACCESS_BLOCK: Final = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+OWNERSHIP: Final = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+OBJECT_LOCK: Final = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
+LIFECYCLE: Final = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+REPLICATION: Final = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
+LOGGING: Final = "aws:s3/bucketLogging:BucketLogging"
+NOTIFICATION: Final = "aws:s3/bucketNotification:BucketNotification"
+KMS_KEY: Final = "aws:kms/key:Key"
+ROLE: Final = "aws:iam/role:Role"
+ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
+TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
+CONTAINER: Final = "docker:index/container:Container"
+
+# Where each kind of resource keeps its policy document, and how IAM reads it.
+PolicyKind = Literal["identity", "resource", "trust"]
+POLICY_FIELDS: Final[dict[str, tuple[str, PolicyKind]]] = {
+    BUCKET_POLICY: ("policy", "resource"),
+    KMS_KEY: ("policy", "resource"),
+    ROLE: ("assumeRolePolicy", "trust"),
+    ROLE_POLICY: ("policy", "identity"),
+    TOPIC_POLICY: ("policy", "resource"),
+}
+_ACCOUNT_IN_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|kms|sns)::?(?:[a-z0-9-]+:)?(\d{12}):")
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A value Pulumi cannot know during a preview (e.g. an ARN of a resource not yet created)."""
+
+    path: str
+
+
+class UnknownValue(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is unknown during preview")
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declared resource: what `pulumi up` would send the provider."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    parent: str = ""  # URN of the parent resource, "" for none
+
+    @property
+    def parent_type(self) -> str:
+        """The parent's type token, read from the URN (`...::Parent$Child::name`)."""
+        qualified = self.urn.split("::")[2] if self.urn.count("::") >= 3 else ""
+        chain = qualified.split("$")
+        return chain[-2] if len(chain) > 1 else ""
+
+    def get(self, *path: str | int, default: Any = None) -> Any:
+        """The input at `path`; `default` when absent; raises UnknownValue when unknown."""
+        value: Any = self.inputs
+        for step in path:
+            if isinstance(value, Unknown):
+                break
+            if isinstance(step, int):
+                if not isinstance(value, Sequence) or isinstance(value, str) or step >= len(value):
+                    return default
+                value = value[step]
+            else:
+                if not isinstance(value, Mapping) or step not in value:
+                    return default
+                value = value[step]
+        if isinstance(value, Unknown):
+            raise UnknownValue(f"{self.name}.{value.path}")
+        return value
+
+    def known(self, *path: str) -> bool:
+        try:
+            self.get(*path)
+        except UnknownValue:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class PolicyDocument:
+    resource: Declared
+    kind: PolicyKind
+
+    @property
+    def field(self) -> str:
+        return POLICY_FIELDS[self.resource.type][0]
+
+    def document(self) -> dict[str, Any]:
+        """The parsed JSON document (raises UnknownValue while it is unknown)."""
+        text = self.resource.get(self.field)
+        return json.loads(text) if isinstance(text, str) else dict(text)
+
+    @property
+    def is_key_policy(self) -> bool:
+        return self.resource.type == KMS_KEY
+
+
+@dataclass(frozen=True)
+class BucketView:
+    role: Literal["backup", "log"]
+    resource: Declared
+    component: str  # the BackupBucket component's name
+    attached: tuple[Declared, ...]
+    unresolved: tuple[Declared, ...]  # resources whose unknown `bucket` may mean this bucket
+
+    @property
+    def label(self) -> str:
+        """The bucket name when known (it comes from config), else the resource name."""
+        name = self.resource.inputs.get("bucket")
+        return name if isinstance(name, str) else self.resource.name
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:s3:::{self.label}"
+
+    @property
+    def region(self) -> str:
+        return self.resource.get("region", default="")
+
+    def config(self, type_: str) -> list[Declared]:
+        """Resources of `type_` applied to this bucket; UnknownValue if one might be but its
+        `bucket` input is unknown."""
+        for resource in self.unresolved:
+            if resource.type == type_:
+                raise UnknownValue(f"{resource.name}.bucket")
+        return [r for r in self.attached if r.type == type_]
+
+    def one(self, type_: str) -> Declared | None:
+        found = self.config(type_)
+        return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class RoleView:
+    resource: Declared
+    role_name: str
+    purposes: tuple[str, ...]
+    policies: tuple[Declared, ...]  # RolePolicy resources attached to it
+
+    @property
+    def arn_suffix(self) -> str:
+        return f":role/{self.role_name}"
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    resource: Declared
+
+    def env(self) -> dict[str, str]:
+        """`envs` ("NAME=value" strings) as a mapping; UnknownValue if any is unknown."""
+        result = {}
+        for index in range(len(self.resource.get("envs", default=[]) or [])):
+            text = self.resource.get("envs", index)
+            name, _, value = str(text).partition("=")
+            result[name] = value
+        return result
+
+    def labels(self) -> dict[str, str]:
+        result = {}
+        for index, _ in enumerate(self.resource.get("labels", default=[]) or []):
+            item = self.resource.get("labels", index)
+            result[str(item.get("label"))] = str(item.get("value"))
+        return result
+
+
+@dataclass(frozen=True)
+class Inventory:
+    resources: tuple[Declared, ...]
+    buckets: tuple[BucketView, ...]
+    roles: tuple[RoleView, ...]
+    containers: tuple[ContainerView, ...]
+    policies: tuple[PolicyDocument, ...]
+    unclassified_buckets: tuple[Declared, ...] = field(default=())
+    # Results derived from this stack that several checks read (parliament's, for one).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def buckets_of(self, role: str) -> list[BucketView]:
+        return [b for b in self.buckets if b.role == role]
+
+    def bucket_named(self, name: str) -> BucketView | None:
+        """The bucket called `name`; UnknownValue when none is but some name is unknown."""
+        found = next((b for b in self.buckets if b.label == name), None)
+        if found is None:
+            for bucket in self.buckets:
+                bucket.resource.get("bucket")
+        return found
+
+    def of_type(self, type_: str) -> list[Declared]:
+        return [r for r in self.resources if r.type == type_]
+
+    def children(self, parent: Declared) -> list[Declared]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    @cached_property
+    def _account_id(self) -> str | None:
+        for policy in self.policies:
+            try:
+                text = json.dumps(policy.document())
+            except UnknownValue:
+                continue
+            for arn in re.findall(r'"(arn:aws[^"]+)"', text):
+                found = _ACCOUNT_IN_ARN.match(arn)
+                if found:
+                    return found.group(1)
+        return None
+
+    def account_id(self) -> str | None:
+        """The stack's account, from the first known ARN in a policy document."""
+        return self._account_id
+
+    def replication_destinations(self) -> set[str]:
+        """Names of buckets that some replication rule writes into; UnknownValue while a
+        destination is unknown (a replica would otherwise look like a source)."""
+        names = set()
+        for config in self.of_type(REPLICATION):
+            for index, _ in enumerate(config.get("rules", default=[]) or []):
+                arn = config.get("rules", index, "destination", "bucket")
+                if isinstance(arn, str):
+                    names.add(arn.removeprefix("arn:aws:s3:::"))
+        return names
+
+    def roles_with(self, purpose: str) -> list[RoleView]:
+        """Roles granted `purpose`; UnknownValue while a role policy's role is unknown."""
+        for policy in self.of_type(ROLE_POLICY):
+            policy.get("role")
+        return [r for r in self.roles if purpose in r.purposes]
+
+
+def build_inventory(resources: Iterable[Declared]) -> Inventory:
+    resources = tuple(resources)
+    components = [r for r in resources if r.type == BACKUP_BUCKET_COMPONENT]
+    buckets = _buckets(resources, components)
+    classified = {b.resource.urn for b in buckets}
+    # Sorted by name: the order resources register in is not part of what they declare.
+    return Inventory(
+        resources=resources,
+        buckets=tuple(sorted(buckets, key=lambda b: (b.label, b.resource.name))),
+        roles=tuple(sorted(_roles(resources, components), key=lambda r: r.resource.name)),
+        containers=tuple(sorted((ContainerView(r) for r in resources if r.type == CONTAINER),
+                                key=lambda c: c.resource.name)),
+        policies=tuple(sorted((PolicyDocument(r, POLICY_FIELDS[r.type][1])
+                               for r in resources if r.type in POLICY_FIELDS),
+                              key=lambda p: p.resource.name)),
+        unclassified_buckets=tuple(r for r in resources
+                                   if r.type == BUCKET and r.urn not in classified),
+    )
+
+
+def _buckets(resources: tuple[Declared, ...],
+             components: list[Declared]) -> tuple[BucketView, ...]:
+    found: list[tuple[str, Declared, Declared]] = []  # (role, bucket, component)
+    for component in components:
+        for child in resources:
+            if child.parent == component.urn and child.type == BUCKET:
+                role = "log" if child.name.endswith(LOG_BUCKET_NAME_SUFFIX) else "backup"
+                found.append((role, child, component))
+    by_name = {b.inputs.get("bucket"): b.urn for _, b, _ in found
+               if isinstance(b.inputs.get("bucket"), str)}
+    attached: dict[str, list[Declared]] = {b.urn: [] for _, b, _ in found}
+    unresolved: dict[str, list[Declared]] = {b.urn: [] for _, b, _ in found}
+    for resource in resources:
+        if resource.type == BUCKET or "bucket" not in resource.inputs:
+            continue
+        if not resource.type.startswith("aws:s3/"):
+            continue
+        target = resource.inputs["bucket"]
+        if isinstance(target, str):
+            if target in by_name:
+                attached[by_name[target]].append(resource)
+            continue
+        # Unknown bucket: the naming convention inside a BackupBucket, else unresolved.
+        siblings = [(role, b) for role, b, c in found if c.urn == resource.parent]
+        if siblings:
+            log = [b for role, b in siblings if role == "log"]
+            backup = [b for role, b in siblings if role == "backup"]
+            is_log = any(resource.name.startswith(f"{b.name}-") for b in log)
+            for bucket in (log if is_log else backup):
+                attached[bucket.urn].append(resource)
+        else:
+            for _, bucket, _ in found:
+                unresolved[bucket.urn].append(resource)
+    return tuple(
+        BucketView(role=role, resource=bucket, component=component.name,  # type: ignore[arg-type]
+                   attached=tuple(attached[bucket.urn]),
+                   unresolved=tuple(unresolved[bucket.urn]))
+        for role, bucket, component in found
+    )
+
+
+def _roles(resources: tuple[Declared, ...], components: list[Declared]) -> tuple[RoleView, ...]:
+    component_names = {c.urn: c.name for c in components}
+    purposes: dict[str, set[str]] = {}
+    policies: dict[str, list[Declared]] = {}
+    for policy in resources:
+        if policy.type != ROLE_POLICY or not isinstance(policy.inputs.get("role"), str):
+            continue
+        role_name = policy.inputs["role"]
+        policies.setdefault(role_name, []).append(policy)
+        component = component_names.get(policy.parent)
+        if component and policy.name.endswith(ROLE_POLICY_NAME_SUFFIX):
+            purpose = policy.name.removeprefix(f"{component}-").removesuffix(
+                ROLE_POLICY_NAME_SUFFIX)
+            purposes.setdefault(role_name, set()).add(purpose)
+    views = []
+    for role in resources:
+        if role.type != ROLE:
+            continue
+        name = role.inputs.get("name")
+        role_name = name if isinstance(name, str) else role.name
+        views.append(RoleView(role, role_name, tuple(sorted(purposes.get(role_name, ()))),
+                              tuple(policies.get(role_name, ()))))
+    return tuple(views)
+
+
+# How Pulumi's wire format marks a secret value: {SIG_KEY: SECRET_SIG, "value": ...}
+# (pulumi/runtime/rpc.py). The recording keeps the marker; controls read the value: a secret
+# is still plaintext inside the container that receives it.
+_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    return value
+
+
+def from_recorded(recorded: Iterable[Any]) -> Inventory:
+    """From the offline preview's `RecordedResource`s (duck-typed: no import of the preview)."""
+    return build_inventory(
+        Declared(urn=r.urn, type=r.type, name=r.name, inputs=_unwrap_secrets(r.inputs),
+                 parent=r.parent)
+        for r in recorded
+    )

@@ -1,0 +1,69 @@
+"""Committed snapshots of a stack's review material: `snapshots/<stack>/`.
+
+The prod preview's policy documents (exact JSON text) and its compliance report live in the
+repository, so a pull request that changes a policy shows the diff to reviewers. A test fails
+when the code would render something different; `make snapshots` refreshes them:
+
+    python -m compliance.snapshots --stack prod
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+SNAPSHOTS: Final = ROOT / "snapshots"
+
+
+def snapshot_files(run: Any, stack: str, config: dict[str, str]) -> dict[str, str]:
+    """Relative path → text: every policy document of the run, compliance.md and .json."""
+    import json
+
+    from compliance.inventory import from_recorded
+    from compliance.report import build_report, stack_waivers, to_json, to_markdown
+    from components.preview.render import render_documents, to_text
+
+    files = {path: to_text(document) for path, document in render_documents(run).items()
+             if isinstance(document, dict) and "Statement" in document}
+    report = build_report(stack, from_recorded(run.resources), stack_waivers(config, stack))
+    files["compliance.md"] = to_markdown(report)
+    files["compliance.json"] = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+    return dict(sorted(files.items()))
+
+
+def render_stack(stack: str, project_dir: Path = ROOT) -> dict[str, str]:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
+    from components.preview.recording import run_program
+    from components.preview.stack_config import load_stack_config
+
+    config, secret_keys = load_stack_config(project_dir / f"Pulumi.{stack}.yaml")
+    run = run_program(project_dir / "infra", stack=stack, config=config, secret_keys=secret_keys)
+    return snapshot_files(run, stack, config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m compliance.snapshots",
+                                     description="Refresh snapshots/<stack>/")
+    parser.add_argument("--stack", default="prod")
+    args = parser.parse_args(argv)
+    files = render_stack(args.stack)
+    out = SNAPSHOTS / args.stack
+    if out.exists():
+        shutil.rmtree(out)
+    for relative, text in files.items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    print(f"{len(files)} files written to {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""BackupContainers: the backup image and the agent's containers on each Docker host.
+
+One pulumi-docker provider per host (runtime.hosts), so the runtime grows past one machine.
+Containers get no AWS keys (the host's instance profile, reached through IMDSv2 with hop limit
+2), no docker.sock, read-only root filesystems and read-only mounts of what they back up; the
+restic password, database passwords and webhook URL arrive as secret Outputs written into files
+(`uploads`), so state keeps them encrypted and no environment holds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.container_specs import (
+    AGENT_UID,
+    CONTAINER_METRICS_PORT,
+    LOG_OPTIONS,
+    SETTINGS_PATH,
+    STATE_DIR,
+    ContainerSpec,
+    required_secrets,
+)
+from components.layout import PROJECT, TYPE_PREFIX
+from components.runtime_settings import RuntimeSettings
+from components.settings import ConfigError
+
+PLACEHOLDER = "[secret {key}: set with pulumi config set --secret]"
+
+
+@dataclass(frozen=True)
+class RuntimeSecrets:
+    """Secret Outputs by config key; `databasePasswords.<db>` for each database."""
+
+    values: Mapping[str, pulumi.Output[str]]
+
+
+def read_runtime_secrets(config: pulumi.Config, runtime: RuntimeSettings) -> RuntimeSecrets:
+    """Called from the stack program before any resource is declared (components never read
+    config). A missing secret stops `pulumi up`; a preview shows a placeholder and warns."""
+    values: dict[str, pulumi.Output[str]] = {}
+    for key in required_secrets(runtime):
+        if key == "databasePasswords":
+            # The plain object only tells which databases have a password; values stay secret.
+            present = set(config.get_object(key) or {})
+            passwords = config.get_secret_object(key)
+            for database in runtime.databases:
+                values[f"{key}.{database.name}"] = _secret_or_placeholder(
+                    passwords.apply(lambda p, name=database.name: p[name])
+                    if passwords is not None and database.name in present else None,
+                    f"{key}.{database.name}")
+        else:
+            values[key] = _secret_or_placeholder(config.get_secret(key), key)
+    return RuntimeSecrets(values)
+
+
+def _secret_or_placeholder(value: pulumi.Output[str] | None, key: str) -> pulumi.Output[str]:
+    if value is not None:
+        return pulumi.Output.secret(value)
+    if not pulumi.runtime.is_dry_run():
+        raise ConfigError(key, f"is required by runtime: pulumi config set --secret --path "
+                          f"{key} ...")
+    pulumi.log.warn(f"{PROJECT}:{key} is not set; the preview uses a placeholder "
+                    "(pulumi config set --secret before pulumi up)")
+    return pulumi.Output.secret(PLACEHOLDER.format(key=key))
+
+
+class BackupContainers(pulumi.ComponentResource):
+    def __init__(self, name: str, runtime: RuntimeSettings, specs: Sequence[ContainerSpec],
+                 secrets: RuntimeSecrets, *, build_context: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}:BackupContainers", name, None, opts)
+        self.providers: dict[str, docker.Provider] = {}
+        self.containers: dict[str, docker.Container] = {}
+        for host in runtime.hosts:
+            host_specs = [s for s in specs if s.host == host.name]
+            if not host_specs:
+                continue
+            provider = docker.Provider(f"{name}-{host.name}-docker", host=host.docker_host,
+                                       opts=pulumi.ResourceOptions(parent=self))
+            self.providers[host.name] = provider
+            on_host = pulumi.ResourceOptions(parent=self, provider=provider)
+            image = docker.Image(
+                f"{name}-{host.name}-image",
+                image_name=runtime.image,
+                build=docker.DockerBuildArgs(context=build_context,
+                                             dockerfile="docker/backup-agent/Dockerfile",
+                                             platform="linux/amd64"),
+                skip_push=True,  # built on the host itself; no registry credentials needed
+                opts=on_host,
+            )
+            state = docker.Volume(f"{name}-{host.name}-state", name="backup-agent-state",
+                                  opts=on_host)
+            for spec in host_specs:
+                self.containers[spec.name] = self._container(
+                    name, spec, image, state, secrets, on_host)
+        self.register_outputs({
+            "containers": {key: c.name for key, c in self.containers.items()},
+        })
+
+    @staticmethod
+    def _container(name: str, spec: ContainerSpec, image: docker.Image, state: docker.Volume,
+                   secrets: RuntimeSecrets, opts: pulumi.ResourceOptions) -> docker.Container:
+        uploads = [docker.ContainerUploadArgs(file=SETTINGS_PATH, content=spec.settings_json,
+                                              permissions="0444")]
+        uploads += [
+            docker.ContainerUploadArgs(file=secret.path, content=secrets.values[secret.secret],
+                                       owner=AGENT_UID, group=AGENT_UID, permissions="0400")
+            for secret in spec.secret_files
+        ]
+        return docker.Container(
+            f"{name}-{spec.name}",
+            name=spec.name,
+            image=image.image_name,
+            command=list(spec.command),
+            envs=list(spec.envs),
+            labels=[docker.ContainerLabelArgs(label=key, value=value)
+                    for key, value in spec.labels],
+            user=f"{AGENT_UID}:{AGENT_UID}",
+            uploads=uploads,
+            mounts=[docker.ContainerMountArgs(type="bind", source=path, target=path,
+                                              read_only=True)
+                    for path in spec.read_only_binds],
+            volumes=[docker.ContainerVolumeArgs(volume_name=state.name, container_path=STATE_DIR,
+                                                read_only=spec.state_read_only)],
+            read_only=True,
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            privileged=False,
+            ports=[docker.ContainerPortArgs(internal=CONTAINER_METRICS_PORT,
+                                            external=spec.host_port)],
+            memory=spec.memory_mb,
+            restart="unless-stopped",
+            healthcheck=docker.ContainerHealthcheckArgs(tests=spec.healthcheck, interval="60s",
+                                                        timeout="10s", retries=3,
+                                                        start_period="30s"),
+            log_driver="json-file",
+            log_opts=dict(LOG_OPTIONS),
+            must_run=True,
+            opts=opts,
+        )

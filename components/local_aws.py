@@ -1,0 +1,61 @@
+"""`python -m components.local_aws -H 127.0.0.1 -p PORT`: the moto server of the local stack.
+
+Stock `moto_server` (moto 5.2.1) with two fixes, both in moto/s3 and both hit by this stack:
+- PutBucketLogging answers 500 when the target bucket's policy has a statement whose
+  Principal is the string "*" (moto calls `.get` on it): every log bucket here has the TLS
+  Denies, so logging could never be configured.
+- GetBucketReplication answers with a fixed `DeleteMarkerReplication: Disabled` and
+  `Filter: {Prefix: ""}` and drops `SourceSelectionCriteria`, whatever was stored; the smoke
+  check compares exactly those members. Here S3 answers with the rules it stored, as AWS does.
+Everything else is stock moto_server. tests/delivery shows both bugs on stock moto.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+from moto import server
+from moto.core.responses import ActionResult
+from moto.s3.exceptions import ReplicationConfigurationNotFoundError
+from moto.s3.models import FakeBucket
+from moto.s3.responses import S3Response
+
+_stock_log_permissions = FakeBucket._log_permissions_enabled_policy
+
+
+def log_permissions(target_bucket: FakeBucket, target_prefix: str | None) -> bool:
+    """moto's own check, shown only the statements whose Principal is an object."""
+    if not target_bucket.policy:
+        return False
+    document = json.loads(target_bucket.policy.decode())
+    statements = [s for s in document["Statement"] if isinstance(s.get("Principal"), dict)]
+    shown = SimpleNamespace(name=target_bucket.name, partition=target_bucket.partition,
+                            policy=json.dumps({**document, "Statement": statements}).encode())
+    return _stock_log_permissions(shown, target_prefix)
+
+
+def stored_replication(self: S3Response) -> Any:
+    self.data["Action"] = "GetBucketReplication"
+    replication = self.backend.get_bucket_replication(self.bucket_name)
+    if not replication:
+        raise ReplicationConfigurationNotFoundError(bucket_name=self.bucket_name)
+    rules = []
+    for rule in replication["Rule"]:
+        # The XML parser stores an empty <Prefix/> as None.
+        prefix_filter = {key: value or "" for key, value in rule.get("Filter", {}).items()}
+        rules.append({**rule, "Filter": prefix_filter} if "Filter" in rule else rule)
+    result = {"ReplicationConfiguration": {"Role": replication["Role"], "Rules": rules}}
+    return self.serialized(ActionResult(result))
+
+
+def main(argv: list[str] | None = None) -> None:
+    FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
+    S3Response.get_bucket_replication = stored_replication
+    server.main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

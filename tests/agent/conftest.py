@@ -1,0 +1,192 @@
+"""Fixtures for the agent: moto_server, a real restic, a real PostgreSQL 15 and the FAKE wal-g.
+
+Every server here listens on 127.0.0.1, is started by the fixture and stopped by its PID.
+AWS credentials are dummies for moto, set only in this test process's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from backup_agent import config
+
+ROOT = Path(__file__).resolve().parents[2]
+FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_USER = "postgres"
+REGION = "eu-central-1"
+TABLES = ("users", "sessions", "biometrics_data")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def stop_process(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dummy_aws_credentials() -> Iterator[None]:
+    """Only for moto: production never sets keys (instance profiles)."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION=REGION)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+def bucket(moto_endpoint: str) -> str:
+    name = f"backups-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION).create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return name
+
+
+@pytest.fixture
+def s3(moto_endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the unprivileged PostgreSQL user can traverse (pytest's tmp_path is 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="agent-test-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fake_walg() -> Iterator[Path]:
+    """A `wal-g` on a path the PostgreSQL user can run: the FAKE, under Debian's python3 with
+    boto3 copied beside it (this test runner's Python lives under /root, mode 0700)."""
+    if not os.access("/usr/bin/python3", os.X_OK):
+        pytest.fail("/usr/bin/python3 is needed to run the fake wal-g as the postgres user")
+    directory = Path(tempfile.mkdtemp(prefix="fake-walg-"))
+    directory.chmod(0o755)
+    site = directory / "site"
+    import boto3 as boto3_module
+    import botocore
+    import dateutil
+    import jmespath
+    import s3transfer
+    import urllib3
+    for module in (boto3_module, botocore, s3transfer, jmespath, dateutil, urllib3):
+        source = Path(module.__file__).parent
+        shutil.copytree(source, site / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+    six = Path(sys.modules["six"].__file__) if "six" in sys.modules else None
+    if six is None:
+        import six as six_module
+        six = Path(six_module.__file__)
+    shutil.copy(six, site / six.name)
+    shutil.copy(FAKE_WALG, directory / "wal-g.py")
+    wrapper = directory / "wal-g"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec /usr/bin/python3 '
+                       f'{directory / "wal-g.py"} "$@"\n')
+    wrapper.chmod(0o755)
+    for path in directory.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    wrapper.chmod(0o755)
+    yield wrapper
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def restic_binary() -> str:
+    found = shutil.which("restic")
+    if found is None:
+        pytest.fail("restic is not installed (apt-get install restic; .ci/run does)")
+    return found
+
+
+def write_secret(directory: Path, name: str, value: str) -> str:
+    path = directory / name
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.fixture
+def agent_settings(moto_endpoint: str, bucket: str, shared_dir: Path,
+                   fake_walg: Path) -> Callable[..., config.AgentSettings]:
+    """Settings as the component renders them, pointed at moto; `**overrides` replace keys."""
+    secrets = shared_dir / "secrets"
+    secrets.mkdir()
+    restic_password = write_secret(secrets, "restic-password", "correct horse battery staple")
+
+    def make(**overrides: Any) -> config.AgentSettings:
+        data: dict[str, Any] = {
+            "role": "backup",
+            "primary": {"bucket": bucket, "region": REGION, "endpoint": moto_endpoint},
+            "databases": [],
+            "fileSets": [],
+            "jobs": [],
+            "resticPasswordFile": restic_password,
+            "stateDir": str(shared_dir / "state"),
+            "retry": {"attempts": 1, "delaySeconds": 0},
+            "walgBinary": str(fake_walg),
+            "postgresBin": str(PG_BIN),
+            "drillRunAs": PG_USER,
+            "drillTimeoutSeconds": 60,
+            "refreshSeconds": 0.2,
+        }
+        data.update(overrides)
+        path = shared_dir / "settings.json"
+        path.write_text(json.dumps(data))
+        return config.load(path)
+
+    return make

@@ -1,0 +1,246 @@
+"""BackupContainers under the recording mocks, and the runtime settings' cross-validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pulumi.runtime import rpc
+
+from backup_agent import config as agent_config
+from backup_agent import tools
+from backup_agent.envdoc import DOCUMENTED_ENV
+from components.container_specs import SCHEDULER_HOST_PORT
+from components.preview.recording import run_program
+from components.runtime_settings import schedule_interval_days
+from components.settings import ConfigError, parse_settings
+from tests.conftest import ROOT, stack_config
+
+SECRETS = {
+    "biometrics-backup:resticPassword": "restic-password-for-the-test",
+    "biometrics-backup:databasePasswords": json.dumps({"biometrics": "db-password-for-the-test"}),
+    "biometrics-backup:webhookUrl": "https://hooks.example/secret-token-for-the-test",
+}
+SECRET_TEXTS = ("restic-password-for-the-test", "db-password-for-the-test",
+                "secret-token-for-the-test")
+
+
+@pytest.fixture(scope="module")
+def run():
+    return run_program(ROOT / "infra", stack="prod", config={**stack_config("prod"), **SECRETS},
+                       secret_keys=tuple(SECRETS))
+
+
+def containers(run) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in run.of_type("docker:index/container:Container")}
+
+
+def unwrap(value: Any) -> Any:
+    if isinstance(value, dict) and rpc._special_sig_key in value:
+        return value["value"]
+    return value
+
+
+def plaintext_outside_secrets(value: Any) -> list[str]:
+    """Secret texts found anywhere not wrapped as a Pulumi secret."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return []
+        return [t for v in value.values() for t in plaintext_outside_secrets(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in plaintext_outside_secrets(v)]
+    if isinstance(value, str):
+        return [t for t in SECRET_TEXTS if t in value]
+    return []
+
+
+def settings_of(inputs: dict[str, Any]) -> dict[str, Any]:
+    [upload] = [u for u in unwrap(inputs["uploads"]) if u["file"].endswith("settings.json")]
+    return json.loads(upload["content"])
+
+
+def test_containers_are_placed_per_host_with_their_commands(run):
+    found = containers(run)
+    assert {name: (inputs["command"], inputs["image"]) for name, inputs in found.items()} == {
+        "runtime-backup-agent-backup-1": (["schedule"], "biometrics-backup-agent:0.1.0"),
+        "runtime-backup-agent-restore-1": (["schedule"], "biometrics-backup-agent:0.1.0"),
+        "runtime-backup-exporter-restore-1": (["exporter"], "biometrics-backup-agent:0.1.0"),
+    }
+    providers = {r.name: r.inputs["host"] for r in run.of_type("pulumi:providers:docker")}
+    assert providers == {"runtime-backup-1-docker": "ssh://deploy@backup-1.internal",
+                         "runtime-restore-1-docker": "ssh://deploy@restore-1.internal"}
+    backup = settings_of(found["runtime-backup-agent-backup-1"])
+    restore = settings_of(found["runtime-backup-agent-restore-1"])
+    assert (backup["role"], backup["jobs"]) == ("backup", ["postgres:biometrics", "files:app"])
+    assert (restore["role"], restore["jobs"]) == ("restore", ["drill"])
+    assert restore["replica"] == {"bucket": "biometrics-backups-replica", "region": "eu-west-1"}
+    images = run.of_type("docker:index/image:Image")
+    assert {i.inputs["build"]["dockerfile"] for i in images} == {"docker/backup-agent/Dockerfile"}
+    assert all(i.inputs["skipPush"] for i in images)
+
+
+def test_rendered_settings_files_are_what_the_agent_parses(run):
+    for inputs in containers(run).values():
+        parsed = agent_config.parse(settings_of(inputs))
+        assert parsed.primary.bucket == "biometrics-backups"
+        assert parsed.primary.endpoint is None
+
+
+def test_every_environment_name_is_a_documented_tool_setting(run, tmp_path):
+    for inputs in containers(run).values():
+        names = {entry.split("=", 1)[0] for entry in inputs["envs"]}
+        assert names <= set(DOCUMENTED_ENV)
+    parsed = agent_config.parse(settings_of(containers(run)["runtime-backup-agent-backup-1"]))
+    database = parsed.database("biometrics")
+    walg = set(tools.walg_env(parsed.primary, database)) | set(tools.libpq_env(database, "x"))
+    restic = set(tools.restic_env(parsed, parsed.primary))
+    assert walg | restic <= set(DOCUMENTED_ENV)
+    assert not any(name.startswith(("AWS_ACCESS", "AWS_SECRET")) for name in walg | restic)
+
+
+def test_secrets_are_secret_outputs_in_files_never_plaintext(run):
+    for inputs in containers(run).values():
+        assert plaintext_outside_secrets(inputs) == []
+        assert inputs["envs"] == []
+    backup = containers(run)["runtime-backup-agent-backup-1"]
+    uploads = backup["uploads"]
+    assert uploads[rpc._special_sig_key] == rpc._special_secret_sig
+    files = {u["file"]: u for u in unwrap(uploads)}
+    assert {path: (u["content"], u["permissions"]) for path, u in files.items()
+            if path.startswith("/run/secrets/")} == {
+        "/run/secrets/restic-password": ("restic-password-for-the-test", "0400"),
+        "/run/secrets/db-biometrics-password": ("db-password-for-the-test", "0400"),
+        "/run/secrets/webhook-url": ("https://hooks.example/secret-token-for-the-test", "0400"),
+    }
+    exporter = containers(run)["runtime-backup-exporter-restore-1"]
+    assert [u["file"] for u in unwrap(exporter["uploads"])] == ["/etc/backup-agent/settings.json"]
+
+
+def test_hardening_no_docker_sock_read_only_mounts_limits(run):
+    for name, inputs in containers(run).items():
+        text = json.dumps(inputs)
+        assert "docker.sock" not in text
+        assert inputs["privileged"] is False
+        assert inputs["readOnly"] is True
+        assert inputs["capabilities"] == {"drops": ["ALL"]}
+        assert inputs["securityOpts"] == ["no-new-privileges:true"]
+        assert inputs["user"] == "10001:10001"
+        assert inputs["restart"] == "unless-stopped"
+        assert (inputs["logDriver"], inputs["logOpts"]) == (
+            "json-file", {"max-size": "10m", "max-file": "5"})
+        assert inputs["healthcheck"]["tests"][:2] == ["CMD", "python3"]
+        assert all(mount["readOnly"] for mount in inputs.get("mounts", [])), name
+    found = containers(run)
+    assert [m["source"] for m in found["runtime-backup-agent-backup-1"]["mounts"]] == [
+        "/app/config", "/app/logs", "/app/uploads"]
+    assert {name: inputs["memory"] for name, inputs in found.items()} == {
+        "runtime-backup-agent-backup-1": 512, "runtime-backup-agent-restore-1": 4096,
+        "runtime-backup-exporter-restore-1": 256}
+    assert found["runtime-backup-exporter-restore-1"]["volumes"][0]["readOnly"] is True
+    assert found["runtime-backup-exporter-restore-1"]["ports"] == [
+        {"internal": 8080, "external": 8080}]
+    assert found["runtime-backup-agent-backup-1"]["ports"] == [
+        {"internal": 8080, "external": SCHEDULER_HOST_PORT}]
+
+
+def test_preview_without_secrets_uses_placeholders_and_warns(stack_run):
+    run = stack_run("prod")
+    assert "biometrics-backup:resticPassword is not set; the preview uses a placeholder " \
+           "(pulumi config set --secret before pulumi up)" in run.warnings
+    backup = containers(run)["runtime-backup-agent-backup-1"]
+    files = {u["file"]: u["content"] for u in unwrap(backup["uploads"])}
+    assert files["/run/secrets/restic-password"] == (
+        "[secret resticPassword: set with pulumi config set --secret]")
+
+
+# --- cross-validation of the runtime settings -----------------------------------------------
+
+
+def raw_prod() -> dict[str, Any]:
+    import yaml
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in document.items()
+            if key.startswith("biometrics-backup:")}
+
+
+def with_runtime(**changes: Any) -> dict[str, Any]:
+    raw = raw_prod()
+    runtime = json.loads(json.dumps(raw["runtime"]))
+    for path, value in changes.items():
+        target = runtime
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    raw["runtime"] = runtime
+    return raw
+
+
+def test_prod_runtime_is_valid():
+    settings = parse_settings(raw_prod(), stack="prod")
+    assert settings.runtime is not None
+    assert [d.retain_full for d in settings.runtime.databases] == [7]
+    assert schedule_interval_days("0 2 * * *") == 1
+    assert schedule_interval_days("0 2 * * 0") == 7
+
+
+@pytest.mark.parametrize(("changes", "key", "message"), [
+    ({"exporter.host": "backup-1"}, "runtime.exporter.host",
+     "'backup-1' has instance profile 'backup'; the exporter (read-only) needs a host with "
+     "profile 'restore'"),
+    ({"drill.host": "backup-1"}, "runtime.drill.host",
+     "'backup-1' has instance profile 'backup'; the restore drill (read-only) needs a host "
+     "with profile 'restore'"),
+    ({"databases.0.host": "restore-1"}, "runtime.databases[0].host",
+     "'restore-1' has instance profile 'restore'; a base backup job (writes to S3) needs a "
+     "host with profile 'backup'"),
+    ({"databases.0.retainFull": 400}, "runtime.databases[0].retainFull",
+     "wal-g keeps 400 full backups taken every 1 day(s), a window of 400 days, but "
+     "lifecycle.tiers[0].expirationDays expires postgres/ after 365 days"),
+    ({"databases.0.schedule": "0 2 1 * *"}, "lifecycle.tiers[0].transitions[0].days",
+     "30 moves postgres/ to GLACIER before the newest base backup of biometrics is superseded "
+     "(runtime schedule '0 2 1 * *' = every 31 day(s))"),
+    ({"fileSets.0.schedule": "every day"}, "runtime.fileSets[0].schedule",
+     "'every day' is not a cron expression"),
+])
+def test_runtime_settings_are_refused_with_the_key_named(changes, key, message):
+    with pytest.raises(ConfigError) as error:
+        parse_settings(with_runtime(**changes), stack="prod")
+    assert error.value.key == f"biometrics-backup:{key}"
+    assert message in str(error.value)
+
+
+def test_prod_stack_file_holds_no_secret():
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    for key in ("resticPassword", "databasePasswords", "webhookUrl"):
+        assert f"biometrics-backup:{key}:" not in text
+    assert "AWS_ACCESS_KEY" not in text and "AKIA" not in text
+    assert Path(ROOT / "docker" / "backup-agent" / "Dockerfile").exists()
+
+
+def test_labels_follow_the_compliance_contract(run):
+    from compliance import controls
+    from components import container_specs
+
+    assert container_specs.HOST_LABEL == controls.HOST_LABEL
+    assert container_specs.FULL_BACKUP_INTERVAL_LABEL == controls.FULL_BACKUP_INTERVAL_LABEL
+    labels = {name: {item["label"]: item["value"] for item in inputs["labels"]}
+              for name, inputs in containers(run).items()}
+    assert labels == {
+        "runtime-backup-agent-backup-1": {controls.HOST_LABEL: "backup",
+                                          controls.FULL_BACKUP_INTERVAL_LABEL: "1"},
+        "runtime-backup-agent-restore-1": {controls.HOST_LABEL: "restore"},
+        "runtime-backup-exporter-restore-1": {controls.HOST_LABEL: "restore"},
+    }
+
+
+def test_the_agent_uses_the_layout_constants():
+    """The agent cannot import components (not in the image): its copies must not drift."""
+    from components import layout
+
+    assert (agent_config.POSTGRES_PREFIX, agent_config.RESTIC_PREFIX) == (
+        layout.POSTGRES_PREFIX, layout.RESTIC_PREFIX)
+    assert (agent_config.RETENTION_TAG_KEY, agent_config.RETENTION_TAG_ACTIVE) == (
+        layout.RETENTION_TAG_KEY, layout.RETENTION_TAG_ACTIVE)

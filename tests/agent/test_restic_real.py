@@ -1,0 +1,152 @@
+"""A real restic (Debian's 0.14) against moto_server, driven through `backup-agent`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+
+from backup_agent import cli, drill, exporter, files, tools
+from backup_agent.config import RESTIC_PREFIX
+
+pytestmark = pytest.mark.usefixtures("restic_binary")
+
+
+def make_tree(root: Path, files_count: int = 20) -> dict[str, bytes]:
+    contents = {}
+    for index in range(files_count):
+        sub = root / ("uploads" if index % 2 else "config")
+        sub.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(1000 + index * 37)
+        (sub / f"file-{index}.bin").write_bytes(data)
+        contents[str(sub / f"file-{index}.bin")] = data
+    return contents
+
+
+@pytest.fixture
+def file_set_settings(agent_settings, shared_dir):
+    source = shared_dir / "app"
+    make_tree(source)
+
+    def make(**overrides):
+        data = {
+            "fileSets": [{
+                "name": "app", "paths": [str(source / "uploads"), str(source / "config")],
+                "tags": ["production", "automated"], "hostname": "app-files",
+                "keep": {"daily": 7, "weekly": 4, "monthly": 6}, "checkSubset": "100%",
+                "schedule": "0 3 * * *", "rpoSeconds": 86400,
+            }],
+            "jobs": ["files:app"],
+        }
+        data.update(overrides)
+        return agent_settings(**data)
+
+    return source, make
+
+
+def restic_objects(s3, bucket, folder):
+    response = s3.list_objects_v2(Bucket=bucket, Prefix=f"{RESTIC_PREFIX}{folder}/")
+    return [item["Key"] for item in response.get("Contents", [])]
+
+
+def test_backup_prune_check_and_drill_restore_byte_identical(file_set_settings, s3, bucket,
+                                                             shared_dir, capsys):
+    source, make = file_set_settings
+    settings = make()
+    first = files.run_backup(settings, settings.file_set("app"))
+    assert (first.files, first.unstable) == (20, 0)
+    (source / "uploads" / "file-1.bin").write_bytes(b"changed after the first backup")
+    (source / "uploads" / "new.bin").write_bytes(b"added")
+    assert cli.main(["--settings", str(shared_dir / "settings.json"), "run", "files"]) == 0
+    second_id = capsys.readouterr().out.strip().removeprefix("snapshot ")
+    listing = files.snapshots(settings, settings.primary, settings.file_set("app"))
+    data = sorted(s["short_id"] for s in listing if files.MANIFEST_TAG not in s.get("tags", []))
+    # keep-daily 7 keeps one snapshot per day: forget --prune removed the first one.
+    assert data == [second_id[:8]]
+    assert len(restic_objects(s3, bucket, "snapshots")) == 2  # the data and its manifest
+
+    restore_settings = make(role="restore", jobs=["drill"])
+    outcomes = drill.run_drill(restore_settings)
+    assert [(o.kind, o.name, o.success) for o in outcomes] == [("files", "app", True)]
+    assert outcomes[0].detail.startswith("21 files match their recorded hashes")
+    assert list((shared_dir / "state" / "drill").iterdir()) == []  # the drill cleaned up
+
+
+def test_restore_is_byte_identical(file_set_settings, shared_dir):
+    source, make = file_set_settings
+    settings = make()
+    files.run_backup(settings, settings.file_set("app"))
+    target = shared_dir / "restore"
+    result = files.restore_and_compare(make(role="restore", jobs=["drill"]), settings.primary,
+                                       settings.file_set("app"), target)
+    assert result == {"files": 20, "unstable": 0}
+    for original in source.rglob("*.bin"):
+        assert (Path(str(target) + str(original))).read_bytes() == original.read_bytes()
+
+
+def test_corrupt_pack_fails_check_drill_and_metric(file_set_settings, s3, bucket):
+    _, make = file_set_settings
+    settings = make()
+    files.run_backup(settings, settings.file_set("app"))
+    packs = [key for key in restic_objects(s3, bucket, "data") if key.count("/") == 3]
+    sizes = {key: s3.head_object(Bucket=bucket, Key=key)["ContentLength"] for key in packs}
+    biggest = max(sizes, key=sizes.get)  # the pack holding the file data, not a tree
+    body = bytearray(s3.get_object(Bucket=bucket, Key=biggest)["Body"].read())
+    body[len(body) // 2] ^= 0xFF  # same size: only reading the data can find it
+    s3.put_object(Bucket=bucket, Key=biggest, Body=bytes(body))
+
+    structural = files.restic(settings, settings.primary, ["check"], check=False)
+    assert structural.returncode == 0
+    with pytest.raises(tools.ToolError) as failure:
+        files.restic(settings, settings.primary, ["check", "--read-data"])
+    assert failure.value.returncode == 1
+
+    restore_settings = make(role="restore", jobs=["drill"])
+    [outcome] = drill.run_drill(restore_settings)
+    assert (outcome.kind, outcome.success) == ("files", False)
+    collector = exporter.BackupCollector(restore_settings, [])
+    metrics = {m.name: m for m in collector.collect()}
+    [sample] = metrics["backup_drill_success"].samples
+    assert (sample.labels, sample.value) == (
+        {"target": "primary", "kind": "files", "name": "app"}, 0.0)
+
+
+def test_missing_repository_is_recognised_for_both_exit_code_styles(file_set_settings):
+    _, make = file_set_settings
+    settings = make()
+    probe = files.restic(settings, settings.primary, ["cat", "config"], check=False)
+    assert tools.restic_repository_missing(probe)  # 0.14 here: exit 1 and its message
+    assert tools.restic_repository_missing(tools.Result("", "", 10))  # >= 0.17
+    assert not tools.restic_repository_missing(tools.Result("", "wrong password", 1))
+
+
+def test_restic_environment_carries_no_secret(file_set_settings):
+    _, make = file_set_settings
+    settings = make()
+    env = tools.restic_env(settings, settings.primary)
+    assert set(env) == {"RESTIC_REPOSITORY", "RESTIC_PASSWORD_FILE", "RESTIC_CACHE_DIR",
+                        "AWS_DEFAULT_REGION"}
+    password = Path(settings.restic_password_file).read_text().strip()
+    assert password not in json.dumps(env)
+
+
+def test_failover_drill_reads_the_replica_bucket(file_set_settings, s3, bucket, moto_endpoint):
+    _, make = file_set_settings
+    settings = make()
+    files.run_backup(settings, settings.file_set("app"))
+    replica = f"{bucket}-replica"
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="eu-west-1").create_bucket(
+        Bucket=replica, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):  # what replication would have copied
+            s3.copy_object(Bucket=replica, Key=item["Key"],
+                           CopySource={"Bucket": bucket, "Key": item["Key"]})
+    restore = make(role="restore", jobs=["drill"],
+                   replica={"bucket": replica, "region": "eu-west-1", "endpoint": moto_endpoint})
+    [outcome] = drill.run_drill(restore, "replica")
+    assert (outcome.kind, outcome.success) == ("files", True)
+    assert drill.read_results(restore, "replica")["target"] == "replica"
+    assert drill.read_results(restore, "primary") is None
