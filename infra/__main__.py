@@ -23,7 +23,7 @@ runtime_secrets = read_runtime_secrets(config, settings.runtime) if settings.run
 account_id = aws.get_caller_identity_output().account_id
 store = BackupStore("backup", settings, account_id=account_id)
 
-# Buckets, as the hosts and the post-deploy smoke check (components/smoke_check.py) need them.
+# Buckets, as the hosts and the post-deploy smoke check (delivery/smoke_check.py) need them.
 pulumi.export("buckets", {
     purpose: {"bucket": bucket.bucket_name, "region": bucket.region, "keyArn": bucket.key_arn,
               "logBucket": bucket.log_bucket.bucket}

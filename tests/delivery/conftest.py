@@ -17,7 +17,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from components.smoke_check import Check, planned_checks
+from delivery.smoke_check import Check, planned_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 # Fake credentials for the local fake: moto accepts any.
@@ -60,9 +60,9 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def local_aws() -> Iterator[str]:
-    """`python -m components.local_aws`: moto_server with the two fixes this stack needs
+    """`python -m delivery.local_aws`: moto_server with the two fixes this stack needs
     (PutBucketLogging into a bucket with TLS Denies, GetBucketReplication; see that module)."""
-    yield from start_server([sys.executable, "-m", "components.local_aws"])
+    yield from start_server([sys.executable, "-m", "delivery.local_aws"])
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from components import smoke_check
 from components.preview.__main__ import main as offline_preview
-from components.smoke_check import Check, SmokeCheckError, differences, planned_checks
+from delivery import smoke_check
+from delivery.smoke_check import Check, SmokeCheckError, differences, planned_checks
 from tests.delivery.conftest import client, deploy_from_preview, start_server
 
 PRIMARY = "biometrics-backups"
@@ -203,7 +203,7 @@ def stock_moto():
 
 
 def test_stock_moto_fails_logging_into_a_bucket_with_tls_denies(rendered, stock_moto):
-    """Why the tests and scripts/local-up run components.local_aws, not moto_server (1/2).
+    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (1/2).
     If this starts failing, moto is fixed and that patch can go."""
     preview, _ = rendered["prod"]
     log_bucket = f"{PRIMARY}-access-logs"
@@ -221,7 +221,7 @@ def test_stock_moto_fails_logging_into_a_bucket_with_tls_denies(rendered, stock_
 
 
 def test_stock_moto_loses_delete_marker_replication(rendered, stock_moto):
-    """Why the tests and scripts/local-up run components.local_aws, not moto_server (2/2):
+    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (2/2):
     stock moto 5.2.1 answers GetBucketReplication with DeleteMarkerReplication "Disabled"
     whatever was stored, and without SourceSelectionCriteria."""
     preview, _ = rendered["prod"]

@@ -122,7 +122,7 @@ def test_deploy_is_gated_serialized_and_smoke_checked():
     assert step(job, "aws-actions/configure-aws-credentials@")["with"]["role-to-assume"] == (
         "${{ vars.AWS_DEPLOY_ROLE_ARN }}")
     smoke = job["steps"][-1]["run"]
-    assert "pulumi stack output --json" in smoke and "components.smoke_check" in smoke
+    assert "pulumi stack output --json" in smoke and "delivery.smoke_check" in smoke
 
 
 def test_tests_job_runs_ci_and_publishes_the_preview():

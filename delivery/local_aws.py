@@ -1,4 +1,4 @@
-"""`python -m components.local_aws -H 127.0.0.1 -p PORT`: the moto server of the local stack.
+"""`python -m delivery.local_aws -H 127.0.0.1 -p PORT`: the moto server of the local stack.
 
 Stock `moto_server` (moto 5.2.1) with two fixes, both in moto/s3 and both hit by this stack:
 - PutBucketLogging answers 500 when the target bucket's policy has a statement whose

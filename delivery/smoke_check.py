@@ -1,4 +1,4 @@
-"""`python -m components.smoke_check --outputs OUTPUTS.json --preview preview/<stack>`
+"""`python -m delivery.smoke_check --outputs OUTPUTS.json --preview preview/<stack>`
 
 After `pulumi up`: read each deployed bucket's configuration with boto3 and compare it with the
 documents the offline preview rendered for the same stack (the S3 API shape of
@@ -228,7 +228,7 @@ def boto3_clients(endpoint_url: str | None) -> ClientFactory:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.smoke_check",
+    parser = argparse.ArgumentParser(prog="python -m delivery.smoke_check",
                                      description=__doc__.splitlines()[2])
     parser.add_argument("--outputs", type=Path, required=True,
                         help="JSON from `pulumi stack output --json`")
