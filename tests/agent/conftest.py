@@ -78,7 +78,8 @@ def dummy_aws_credentials() -> Iterator[None]:
 def moto_endpoint() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [shutil.which("moto_server") or "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        # moto_server of this interpreter's environment: `make test` does not put .venv/bin on PATH.
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
