@@ -177,7 +177,8 @@ def served_pack():
     The test stops the process it started, by its PID."""
     import subprocess
 
-    process = subprocess.Popen([sys.executable, str(ROOT / "policy" / "__main__.py")],
+    # -u: pulumi_policy writes the port without flushing; the engine runs Python unbuffered.
+    process = subprocess.Popen([sys.executable, "-u", str(ROOT / "policy" / "__main__.py")],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                cwd=ROOT / "policy")
     try:
