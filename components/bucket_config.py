@@ -21,11 +21,10 @@ _IRREGULAR: Final = {
     "KMSMasterKeyID": "kms_master_key_id",
     "ReplicaKmsKeyID": "replica_kms_key_id",
 }
+# The same names as the engine records them (camelCase of the snake_case form), back to S3's.
 _IRREGULAR_CAMEL: Final = {
-    "id": "ID",
-    "sseAlgorithm": "SSEAlgorithm",
-    "kmsMasterKeyId": "KMSMasterKeyID",
-    "replicaKmsKeyId": "ReplicaKmsKeyID",
+    re.sub(r"_(.)", lambda m: m.group(1).upper(), snake): pascal
+    for pascal, snake in _IRREGULAR.items()
 }
 _WORD_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
 REPLICATION_TIME_MINUTES: Final = 15  # the only value S3 Replication Time Control accepts
