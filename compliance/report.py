@@ -243,16 +243,10 @@ def write_report(report: Report, out: Path) -> list[Path]:
 
 def inventory_of_stack(stack: str, project_dir: Path | None = None) -> Inventory:
     """Run the stack program offline and return what it declares (for command-line tools)."""
-    import warnings
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
     from compliance.inventory import from_recorded
-    from components.preview.recording import run_program
-    from components.preview.stack_config import load_stack_config
+    from components.preview.stack_config import run_stack
 
-    root = project_dir or Path(__file__).resolve().parents[1]
-    config, secret_keys = load_stack_config(root / f"Pulumi.{stack}.yaml")
-    run = run_program(root / "infra", stack=stack, config=config, secret_keys=secret_keys)
+    run, _ = run_stack(project_dir or Path(__file__).resolve().parents[1], stack)
     return from_recorded(run.resources)
 
 

@@ -37,14 +37,9 @@ def snapshot_files(run: Any, stack: str, config: dict[str, str]) -> dict[str, st
 
 
 def render_stack(stack: str, project_dir: Path = ROOT) -> dict[str, str]:
-    import warnings
+    from components.preview.stack_config import run_stack
 
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
-    from components.preview.recording import run_program
-    from components.preview.stack_config import load_stack_config
-
-    config, secret_keys = load_stack_config(project_dir / f"Pulumi.{stack}.yaml")
-    run = run_program(project_dir / "infra", stack=stack, config=config, secret_keys=secret_keys)
+    run, config = run_stack(project_dir, stack)
     return snapshot_files(run, stack, config)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 from components.settings import ConfigError
@@ -26,19 +25,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding Pulumi.yaml (default: this checkout)")
     parser.add_argument("--out", type=Path, help="output directory (default: preview/<stack>)")
     args = parser.parse_args(argv)
-    # pulumi_aws.s3 re-exports deprecated V2 classes; importing it warns (facts §7).
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
     from compliance.inventory import from_recorded
     from compliance.report import build_report, stack_waivers, write_report
-    from components.preview.recording import run_program
     from components.preview.render import render_documents, summary, to_text
-    from components.preview.stack_config import load_stack_config
+    from components.preview.stack_config import run_stack
 
     out = args.out or args.project_dir / "preview" / args.stack
     try:
-        config, secret_keys = load_stack_config(args.project_dir / f"Pulumi.{args.stack}.yaml")
-        run = run_program(args.project_dir / "infra", stack=args.stack, config=config,
-                          secret_keys=secret_keys)
+        run, config = run_stack(args.project_dir, args.stack)
         report = build_report(args.stack, from_recorded(run.resources),
                               stack_waivers(config, args.stack))
     except ConfigError as error:

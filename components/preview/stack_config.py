@@ -1,15 +1,20 @@
-"""Read a Pulumi.<stack>.yaml into the config map the CLI would hand the program."""
+"""Read a Pulumi.<stack>.yaml into the config map the CLI would hand the program, and run the
+stack program with it offline."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from components.layout import PROJECT
 from components.settings import check_known_keys
+
+if TYPE_CHECKING:
+    from components.preview.recording import StackRun
 
 
 def load_stack_config(path: Path) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -31,3 +36,15 @@ def load_stack_config(path: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     check_known_keys(key.removeprefix(f"{PROJECT}:") for key in config
                      if key.startswith(f"{PROJECT}:"))
     return config, tuple(secret_keys)
+
+
+def run_stack(project_dir: Path, stack: str) -> tuple[StackRun, dict[str, str]]:
+    """The stack program of `project_dir` under the recording mocks, with Pulumi.<stack>.yaml's
+    config; returns the run and the config map. A ConfigError propagates."""
+    # pulumi_aws.s3 re-exports deprecated V2 classes; importing it warns (facts §7).
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
+    from components.preview.recording import run_program
+
+    config, secret_keys = load_stack_config(project_dir / f"Pulumi.{stack}.yaml")
+    run = run_program(project_dir / "infra", stack=stack, config=config, secret_keys=secret_keys)
+    return run, config
