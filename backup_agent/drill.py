@@ -32,7 +32,7 @@ import psycopg
 from botocore.exceptions import ClientError
 
 from backup_agent import files, postgres, s3, tools
-from backup_agent.config import AgentSettings, Database, Storage
+from contract.agent_settings import AgentSettings, Database, Storage
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from backup_agent import drill, s3
-from backup_agent.config import POSTGRES_PREFIX, RESTIC_PREFIX, AgentSettings, Storage
+from contract.agent_settings import AgentSettings, Storage
+from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
 
 log = logging.getLogger(__name__)
 

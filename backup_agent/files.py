@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backup_agent import tools
-from backup_agent.config import AgentSettings, FileSet, Storage
+from contract.agent_settings import AgentSettings, FileSet, Storage
 
 log = logging.getLogger(__name__)
 

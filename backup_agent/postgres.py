@@ -26,13 +26,8 @@ import psycopg
 from psycopg import sql
 
 from backup_agent import s3, tools
-from backup_agent.config import (
-    RETENTION_TAG_ACTIVE,
-    RETENTION_TAG_KEY,
-    AgentSettings,
-    Database,
-    Storage,
-)
+from contract.agent_settings import AgentSettings, Database, Storage
+from contract.layout import RETENTION_TAG_ACTIVE, RETENTION_TAG_KEY
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from backup_agent.config import Storage
+from contract.agent_settings import Storage
 
 
 def client(storage: Storage, *, timeout: float = 10.0, attempts: int = 2) -> Any:

@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from backup_agent import drill, files, postgres
-from backup_agent.config import AgentSettings
+from contract.agent_settings import AgentSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import time
 from croniter import croniter
 
 from backup_agent import drill
-from backup_agent.config import AgentSettings
 from backup_agent.exporter import BucketReader
+from contract.agent_settings import AgentSettings
 
 BASE_BACKUP_GRACE_SECONDS = 2 * 3600
 

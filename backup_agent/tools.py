@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from backup_agent.config import AgentSettings, Database, Storage
+from contract.agent_settings import AgentSettings, Database, Storage
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import boto3
 
-from backup_agent import config, files
+from backup_agent import files
 from backup_agent.exporter import BucketReader, segment_name
+from contract import agent_settings
+from contract.agent_settings import AgentSettings
 
 REGION = "eu-central-1"
 
@@ -64,15 +66,16 @@ def make_tree(root: Path, megabytes: int, count: int) -> int:
 
 
 def settings_for(work: Path, endpoint: str, bucket: str, tree: Path,
-                 role: str = "backup") -> config.AgentSettings:
+                 role: str = "backup") -> AgentSettings:
     password = work / "restic-password"
     password.write_text("benchmark password\n")
-    return config.parse({
+    return agent_settings.parse({
         "role": role,
         "primary": {"bucket": bucket, "region": REGION, "endpoint": endpoint},
         "fileSets": [{"name": "bench", "paths": [str(tree / "uploads")], "hostname": "bench",
                       "schedule": "0 3 * * *", "rpoSeconds": 86400, "checkSubset": "1%"}],
         "jobs": ["files:bench"] if role == "backup" else ["drill"],
+        "drillSchedule": "0 6 * * *",
         "resticPasswordFile": str(password),
         "stateDir": str(work / "state"),
         "databases": [{"name": "biometrics", "host": "db", "user": "u", "dbname": "d",
@@ -149,7 +152,7 @@ def exporter_refresh(endpoint: str, work: Path) -> None:
     print(f"\nexporter: bucket with 10,000 WAL segments and 100 base backups "
           f"({len(keys) + 100} objects, filled in {time.perf_counter() - started:.1f} s)")
     settings = settings_for(work, endpoint, "walg", work / "tree", role="restore")
-    settings = config.AgentSettings(**{**settings.__dict__, "file_sets": (),
+    settings = AgentSettings(**{**settings.__dict__, "file_sets": (),
                                        "delete_marker_scan_seconds": 0})
     reader = BucketReader(settings, "primary", settings.primary)
     for label in ("first refresh (full listing)", "second refresh (incremental)"):

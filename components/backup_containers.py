@@ -22,11 +22,10 @@ from components.container_specs import (
     SETTINGS_PATH,
     STATE_DIR,
     ContainerSpec,
-    required_secrets,
 )
 from components.layout import PROJECT, TYPE_PREFIX
+from components.program_config import StackConfig
 from components.runtime_settings import RuntimeSettings
-from components.settings import ConfigError
 
 PLACEHOLDER = "[secret {key}: set with pulumi config set --secret]"
 
@@ -38,34 +37,24 @@ class RuntimeSecrets:
     values: Mapping[str, pulumi.Output[str]]
 
 
-def read_runtime_secrets(config: pulumi.Config, runtime: RuntimeSettings) -> RuntimeSecrets:
+def read_runtime_secrets(config: pulumi.Config, stack: StackConfig) -> RuntimeSecrets:
     """Called from the stack program before any resource is declared (components never read
-    config). A missing secret stops `pulumi up`; a preview shows a placeholder and warns."""
+    config). `read_config` has already refused a missing secret for `pulumi up`; a preview gets
+    a placeholder for each, and a warning."""
     values: dict[str, pulumi.Output[str]] = {}
-    for key in required_secrets(runtime):
-        if key == "databasePasswords":
-            # The plain object only tells which databases have a password; values stay secret.
-            present = set(config.get_object(key) or {})
-            passwords = config.get_secret_object(key)
-            for database in runtime.databases:
-                values[f"{key}.{database.name}"] = _secret_or_placeholder(
-                    passwords.apply(lambda p, name=database.name: p[name])
-                    if passwords is not None and database.name in present else None,
-                    f"{key}.{database.name}")
+    passwords = config.get_secret_object("databasePasswords")
+    for key in stack.secrets_set:
+        name, _, database = key.partition(".")
+        if name == "databasePasswords":
+            assert passwords is not None
+            values[key] = passwords.apply(lambda p, database=database: p[database])
         else:
-            values[key] = _secret_or_placeholder(config.get_secret(key), key)
-    return RuntimeSecrets(values)
-
-
-def _secret_or_placeholder(value: pulumi.Output[str] | None, key: str) -> pulumi.Output[str]:
-    if value is not None:
-        return pulumi.Output.secret(value)
-    if not pulumi.runtime.is_dry_run():
-        raise ConfigError(key, f"is required by runtime: pulumi config set --secret --path "
-                          f"{key} ...")
-    pulumi.log.warn(f"{PROJECT}:{key} is not set; the preview uses a placeholder "
-                    "(pulumi config set --secret before pulumi up)")
-    return pulumi.Output.secret(PLACEHOLDER.format(key=key))
+            values[key] = config.require_secret(key)
+    for key in stack.secrets_missing:
+        pulumi.log.warn(f"{PROJECT}:{key} is not set; the preview uses a placeholder "
+                        "(pulumi config set --secret before pulumi up)")
+        values[key] = pulumi.Output.secret(PLACEHOLDER.format(key=key))
+    return RuntimeSecrets({key: pulumi.Output.secret(value) for key, value in values.items()})
 
 
 class BackupContainers(pulumi.ComponentResource):
@@ -80,6 +69,7 @@ class BackupContainers(pulumi.ComponentResource):
             if not host_specs:
                 continue
             provider = docker.Provider(f"{name}-{host.name}-docker", host=host.docker_host,
+                                       cert_path=host.cert_path,
                                        opts=pulumi.ResourceOptions(parent=self))
             self.providers[host.name] = provider
             on_host = pulumi.ResourceOptions(parent=self, provider=provider)
@@ -132,7 +122,7 @@ class BackupContainers(pulumi.ComponentResource):
             security_opts=["no-new-privileges:true"],
             privileged=False,
             ports=[docker.ContainerPortArgs(internal=CONTAINER_METRICS_PORT,
-                                            external=spec.host_port)],
+                                            external=spec.host_port, ip=spec.host_address)],
             memory=spec.memory_mb,
             restart="unless-stopped",
             healthcheck=docker.ContainerHealthcheckArgs(tests=spec.healthcheck, interval="60s",

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-from components.runtime_settings import DockerHost, RuntimeSettings, schedule_interval_days
-from components.settings import StackSettings
+from components.runtime_settings import DockerHost, schedule_interval_days
+from components.settings import BucketSettings, StackSettings
+from contract import agent_settings
+from contract.agent_settings import AgentSettings
 
 SETTINGS_PATH: Final = "/etc/backup-agent/settings.json"
-STATE_DIR: Final = "/var/lib/backup-agent"
+STATE_DIR: Final = AgentSettings.state_dir
 SECRETS_DIR: Final = "/run/secrets"
 AGENT_UID: Final = 10001  # the image's non-root user (docker/backup-agent/Dockerfile)
-CONTAINER_METRICS_PORT: Final = 8080
+CONTAINER_METRICS_PORT: Final = AgentSettings.metrics_port
 SCHEDULER_HOST_PORT: Final = 9101
 LOG_OPTIONS: Final = {"max-size": "10m", "max-file": "5"}
 # Labels the compliance controls read (compliance/controls.py keeps the same names).
@@ -43,6 +45,7 @@ class ContainerSpec:
     state_read_only: bool
     host_port: int
     memory_mb: int
+    host_address: str = "0.0.0.0"  # the host interface the published port listens on
     labels: tuple[tuple[str, str], ...] = ()
     envs: tuple[str, ...] = ()
 
@@ -64,12 +67,13 @@ def webhook_secret() -> SecretFile:
     return SecretFile(f"{SECRETS_DIR}/webhook-url", "webhookUrl")
 
 
-def _storage(bucket: Any) -> dict[str, str]:
-    return {"bucket": bucket.bucket_name, "region": bucket.region}
+def _storage(bucket: BucketSettings) -> agent_settings.Storage:
+    return agent_settings.Storage(bucket=bucket.bucket_name, region=bucket.region)
 
 
-def agent_settings_document(stack: StackSettings, host: DockerHost) -> dict[str, Any]:
-    """What `backup-agent` reads on `host` (backup_agent.config.parse)."""
+def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
+    """What `backup-agent` on `host` runs with; rendered by `contract.agent_settings.document`
+    and read back by the agent with `contract.agent_settings.parse`."""
     runtime = stack.runtime
     assert runtime is not None
     backup_host = host.profile == "backup"
@@ -77,35 +81,31 @@ def agent_settings_document(stack: StackSettings, host: DockerHost) -> dict[str,
     file_sets = [f for f in runtime.file_sets if f.host == host.name or not backup_host]
     jobs = [f"postgres:{d.name}" for d in databases] + [f"files:{f.name}" for f in file_sets]
     if not backup_host:
-        jobs = ["drill"] if host.name == runtime.drill_host else []
-    document: dict[str, Any] = {
-        "role": host.profile,
-        "primary": _storage(stack.primary),
-        "databases": [{
-            "name": d.name, "host": d.address, "port": d.port, "user": d.user,
-            "dbname": d.dbname, "tables": list(d.tables), "retainFull": d.retain_full,
-            "schedule": d.schedule, "rpoSeconds": d.rpo_seconds, "compression": d.compression,
-            **({"passwordFile": database_secret(d.name).path} if backup_host else {}),
-        } for d in databases],
-        "fileSets": [{
-            "name": f.name, "paths": list(f.paths), "tags": list(f.tags), "hostname": f.hostname,
-            "keep": {"daily": f.keep.daily, "weekly": f.keep.weekly, "monthly": f.keep.monthly},
-            "checkSubset": f.check_subset, "schedule": f.schedule, "rpoSeconds": f.rpo_seconds,
-        } for f in file_sets],
-        "jobs": jobs,
-        "drillSchedule": runtime.drill_schedule,
-        "stateDir": STATE_DIR,
-        "retry": {"attempts": runtime.retry_attempts,
-                  "delaySeconds": runtime.retry_delay_seconds},
-        "metricsPort": CONTAINER_METRICS_PORT,
-    }
-    if file_sets:
-        document["resticPasswordFile"] = restic_secret().path
-    if runtime.webhook:
-        document["webhookUrlFile"] = webhook_secret().path
-    if not backup_host and stack.replica is not None:
-        document["replica"] = _storage(stack.replica)
-    return document
+        jobs = [agent_settings.DRILL_JOB] if host.name == runtime.drill_host else []
+    return AgentSettings(
+        role=host.profile,
+        primary=_storage(stack.primary),
+        replica=_storage(stack.replica) if stack.replica is not None and not backup_host
+        else None,
+        databases=tuple(agent_settings.Database(
+            name=d.name, host=d.address, port=d.port, user=d.user, dbname=d.dbname,
+            tables=d.tables, retain_full=d.retain_full, schedule=d.schedule,
+            rpo_seconds=d.rpo_seconds, compression=d.compression,
+            password_file=database_secret(d.name).path if backup_host else None,
+        ) for d in databases),
+        file_sets=tuple(agent_settings.FileSet(
+            name=f.name, paths=f.paths, tags=f.tags, hostname=f.hostname,
+            keep=agent_settings.Keep(daily=f.keep.daily, weekly=f.keep.weekly,
+                                     monthly=f.keep.monthly),
+            check_subset=f.check_subset, schedule=f.schedule, rpo_seconds=f.rpo_seconds,
+        ) for f in file_sets),
+        jobs=tuple(jobs),
+        drill_schedule=runtime.drill_schedule,
+        restic_password_file=restic_secret().path if file_sets else None,
+        webhook_url_file=webhook_secret().path if runtime.webhook else None,
+        retry=agent_settings.Retry(attempts=runtime.retry_attempts,
+                                   delay_seconds=runtime.retry_delay_seconds),
+    )
 
 
 def container_specs(stack: StackSettings) -> list[ContainerSpec]:
@@ -114,32 +114,31 @@ def container_specs(stack: StackSettings) -> list[ContainerSpec]:
     assert runtime is not None
     specs = []
     for host in runtime.hosts:
-        document = agent_settings_document(stack, host)
-        settings_json = json.dumps(document, indent=2, sort_keys=True)
+        agent = agent_settings_for(stack, host)
+        settings_json = json.dumps(agent_settings.document(agent), indent=2, sort_keys=True)
         secrets: list[SecretFile] = []
-        if document.get("resticPasswordFile"):
+        if agent.restic_password_file:
             secrets.append(restic_secret())
-        if host.profile == "backup":
-            secrets += [database_secret(d["name"]) for d in document["databases"]]
-        if runtime.webhook:
+        secrets += [database_secret(d.name) for d in agent.databases if d.password_file]
+        if agent.webhook_url_file:
             secrets.append(webhook_secret())
         labels = [(HOST_LABEL, host.profile)]
         intervals = [schedule_interval_days(d.schedule) for d in runtime.databases
                      if d.host == host.name]
         if intervals:
             labels.append((FULL_BACKUP_INTERVAL_LABEL, str(max(intervals))))
-        if document["jobs"]:
+        if agent.jobs:
             specs.append(ContainerSpec(
                 name=f"backup-agent-{host.name}",
                 host=host.name,
                 command=("schedule",),
                 settings_json=settings_json,
                 secret_files=tuple(secrets),
-                read_only_binds=tuple(sorted({p for f in document["fileSets"] for p in f["paths"]}
+                read_only_binds=tuple(sorted({p for f in agent.file_sets for p in f.paths}
                                              if host.profile == "backup" else ())),
                 state_read_only=False,
                 host_port=SCHEDULER_HOST_PORT,
-                memory_mb=(runtime.drill_memory_mb if "drill" in document["jobs"]
+                memory_mb=(runtime.drill_memory_mb if agent_settings.DRILL_JOB in agent.jobs
                            else runtime.scheduler_memory_mb),
                 labels=tuple(labels),
             ))
@@ -153,17 +152,8 @@ def container_specs(stack: StackSettings) -> list[ContainerSpec]:
                 read_only_binds=(),
                 state_read_only=True,
                 host_port=runtime.metrics_port,
+                host_address=runtime.exporter_address,
                 memory_mb=runtime.exporter_memory_mb,
                 labels=((HOST_LABEL, host.profile),),
             ))
     return specs
-
-
-def required_secrets(runtime: RuntimeSettings) -> list[str]:
-    """The secret config keys a stack with this runtime must have."""
-    keys = ["resticPassword"] if runtime.file_sets else []
-    if runtime.databases:
-        keys.append("databasePasswords")
-    if runtime.webhook:
-        keys.append("webhookUrl")
-    return keys

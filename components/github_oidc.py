@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from components import oidc_policies
 from components.alerts import REPLICATION_ALARMS
-from components.layout import TYPE_PREFIX
+from components.layout import GITHUB_ROLE_PURPOSES, TYPE_PREFIX, github_role_name
 from components.oidc_policies import DeployedStack
 from components.policies import to_json
 from components.settings import StackSettings
@@ -57,8 +57,8 @@ class GitHubOidc(pulumi.ComponentResource):
         # As BackupAlerts names them; tests/delivery checks both agree.
         alarm_names = tuple(f"{settings.primary.bucket_name}-{alarm.metric}"
                             for alarm in REPLICATION_ALARMS) if settings.replica else ()
-        role_names = {purpose: oidc_policies.github_role_name(settings.environment, purpose)
-                      for purpose in ROLE_DESCRIPTIONS}
+        role_names = {purpose: github_role_name(settings.environment, purpose)
+                      for purpose in GITHUB_ROLE_PURPOSES}
 
         def permissions(purpose: str, values: list[Any]) -> str:
             account, provider, topic, *keys = values

@@ -5,20 +5,26 @@ Everything else (policies, lifecycle, the runtime that writes backups) refers to
 
 from typing import Final
 
+# What the backup agent relies on too lives in the package both sides import.
+from contract.layout import POSTGRES_PREFIX as POSTGRES_PREFIX
+from contract.layout import RESTIC_PREFIX as RESTIC_PREFIX
+from contract.layout import RETENTION_TAG_ACTIVE as RETENTION_TAG_ACTIVE
+from contract.layout import RETENTION_TAG_KEY as RETENTION_TAG_KEY
+
 PROJECT: Final = "biometrics-backup"
 TYPE_PREFIX: Final = "biometrics:backup"
 
-# wal-g writes under postgres/<database>/ (WALG_S3_PREFIX=s3://<bucket>/postgres/<database>),
-# so one bucket holds many databases and the WAL of each lives under .../wal_005/.
-POSTGRES_PREFIX: Final = "postgres/"
 WAL_KEY_PATTERN: Final = "postgres/*/wal_005/*"
-RESTIC_PREFIX: Final = "restic/"
 TEMP_PREFIX: Final = "temp/"
 BACKUP_PREFIXES: Final = (POSTGRES_PREFIX, RESTIC_PREFIX)
 
-# The marker the user's delete-deny was about. Objects carrying it cannot lose it (policy
-# DenyRetentionTagChange); the backup runtime sets it together with a legal hold.
-RETENTION_TAG_KEY: Final = "Retention"
-RETENTION_TAG_ACTIVE: Final = "active"
+# GitHub Actions OIDC roles (components.github_oidc), one pair per stack environment so stacks
+# can share an account.
+GITHUB_ROLE_PURPOSES: Final = ("preview", "deploy")
+
+
+def github_role_name(environment: str, purpose: str) -> str:
+    return f"{PROJECT}-{environment}-github-{purpose}"
+
 
 ALL_OBJECTS_PREFIX: Final = ""  # lifecycle/replication filter that matches the whole bucket

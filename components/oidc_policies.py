@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from components.layout import PROJECT
 from components.policies import Document, Statement, policy_document, statement
 from components.settings import BucketSettings, StackSettings
 
@@ -198,11 +197,6 @@ class DeployedStack:
 def oidc_provider_arn(account_id: str) -> str:
     """IAM names a provider after its URL's host, so its ARN is known before it exists."""
     return f"arn:aws:iam::{account_id}:oidc-provider/{GITHUB_OIDC_HOST}"
-
-
-def github_role_name(environment: str, purpose: str) -> str:
-    """One pair of roles per stack environment, so stacks can share an account."""
-    return f"{PROJECT}-{environment}-github-{purpose}"
 
 
 def github_subject(repository: str, suffix: str) -> str:

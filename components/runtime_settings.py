@@ -6,37 +6,48 @@ resource is declared. Cross-checks:
 - placement: backup jobs only on hosts with the backup role's instance profile; the drill and the
   exporter only on hosts with the read-only restore profile — instance-profile credentials reach
   every container on a host, so a drill on a backup host would run with write credentials;
-- wal-g retention: full-backup interval x retainFull must end before postgres/ expires;
+- schedules: every job's cron expression (databases, file sets, the drill alike) must fire, at
+  most `MAX_SCHEDULE_GAP` apart and at least `MIN_SCHEDULE_GAP` apart;
+- wal-g retention: full-backup interval x retainFull must end before any lifecycle tier that
+  covers postgres/<db>/ (every one of them, not the first) expires it;
 - restore speed: nothing the newest base backup needs may turn GLACIER/DEEP_ARCHIVE before the
-  next base backup supersedes it (facts §3: hours to restore from there, RTO 30 minutes).
+  next base backup supersedes it (hours to restore from there, RTO 30 minutes).
 Secrets are not here: `pulumi config set --secret` keys (SECRET_CONFIG_KEYS) hold them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
-
-from croniter import croniter
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 from components.layout import POSTGRES_PREFIX
-from components.settings import ConfigError, _Reader
+from components.settings import ConfigError, LifecycleTier, _Reader
+from contract import agent_settings, schedule
+from contract.agent_settings import MAX_PORT, NAME, NAME_ALLOWED, TABLE, TABLE_ALLOWED
+from contract.reader import describe
 
 if TYPE_CHECKING:
     from components.settings import StackSettings
 
 HOST_PROFILES: Final = ("backup", "restore")
 COLD_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
-COMPRESSION_METHODS: Final = ("lz4", "zstd", "lzma", "brotli")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-_DOCKER_HOST = re.compile(r"^(ssh|tcp|unix)://\S+$")
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-# A fixed start makes the interval of a cron expression reproducible across previews.
-_CRON_SAMPLE_START: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-_CRON_SAMPLE_RUNS: Final = 400
+_DOCKER_HOST = re.compile(r"(ssh|tcp|unix)://\S+")
+_DOCKER_HOST_ALLOWED: Final = ("ssh://USER@HOST, tcp://HOST:PORT (with certPath: TLS), "
+                               "unix:///PATH")
+_ABSOLUTE_PATH = re.compile(r"/\S*")
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
+# Each job must finish before its next run (a late run is skipped, not queued), and a job that
+# runs less than monthly leaves its backups or its proof a month old.
+MIN_SCHEDULE_GAP: Final = dt.timedelta(hours=1)
+MAX_SCHEDULE_GAP: Final = dt.timedelta(days=31)
+# Docker refuses a memory limit below 6 MB ("Minimum memory limit allowed is 6MB", Docker docs
+# "Resource constraints"); pulumi-docker's `memory` is in MB.
+DOCKER_MIN_MEMORY_MB: Final = 6
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class DockerHost:
     name: str
     docker_host: str
     profile: str
+    cert_path: str | None = None  # directory with ca.pem, cert.pem, key.pem for tcp://
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,7 @@ class RuntimeSettings:
     drill_host: str
     drill_schedule: str
     exporter_host: str
+    exporter_address: str
     metrics_port: int
     retry_attempts: int
     retry_delay_seconds: int
@@ -104,50 +117,101 @@ class RuntimeSettings:
 
 def schedule_interval_days(expression: str) -> int:
     """The longest gap between two runs of a cron expression, in whole days (rounded up)."""
-    runs = croniter(expression, _CRON_SAMPLE_START)
-    previous = runs.get_next(dt.datetime)
-    longest = dt.timedelta(0)
-    for _ in range(_CRON_SAMPLE_RUNS):
-        current = runs.get_next(dt.datetime)
-        longest = max(longest, current - previous)
-        previous = current
-    return max(1, math.ceil(longest / dt.timedelta(days=1)))
+    return max(1, math.ceil(schedule.gaps(expression).longest / dt.timedelta(days=1)))
 
 
 def _cron(reader: _Reader, name: str) -> str:
-    value = reader.string(name, required=True)
-    if not croniter.is_valid(value):
-        raise ConfigError(reader.key(name), f"{value!r} is not a cron expression "
-                    "(minute hour day-of-month month day-of-week)")
+    """Databases, file sets and the drill: one rule for every job's schedule."""
+    value = reader.string(name, required=True, allowed="a cron expression (minute hour "
+                          "day-of-month month day-of-week, UTC)")
+    if len(value.split()) != 5:
+        reader.fail(name, f"{describe(value)} has {len(value.split())} fields; allowed: five "
+                          "(minute hour day-of-month month day-of-week, UTC)")
+    try:
+        gaps = schedule.gaps(value)
+    except schedule.NotASchedule as problem:
+        reader.fail(name, f"{describe(value)} {problem}; allowed: a cron expression that fires "
+                          f"every {_span(MIN_SCHEDULE_GAP)} to {_span(MAX_SCHEDULE_GAP)}")
+    if gaps.longest > MAX_SCHEDULE_GAP or gaps.shortest < MIN_SCHEDULE_GAP:
+        found = (f"leaves {_span(gaps.longest)} between two runs" if gaps.longest >
+                 MAX_SCHEDULE_GAP else f"runs again after {_span(gaps.shortest)}")
+        reader.fail(name, f"{describe(value)} {found}; allowed: runs at least "
+                          f"{_span(MIN_SCHEDULE_GAP)} and at most {_span(MAX_SCHEDULE_GAP)} "
+                          "apart")
     return value
 
 
-def _positive(reader: _Reader, name: str, default: int | None) -> int:
-    value = reader.data.get(name, default)
-    if value is None:
-        raise ConfigError(reader.key(name), "is required")
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(reader.key(name), f"must be a whole number > 0, got {value!r}")
-    return value
+def _span(delta: dt.timedelta) -> str:
+    if delta >= dt.timedelta(days=1):
+        return f"{delta.days} day(s)" + (f" {delta.seconds // 3600} h" if delta.seconds else "")
+    if delta >= dt.timedelta(hours=1):
+        return f"{delta.seconds // 3600} h" + (f" {delta.seconds % 3600 // 60} min"
+                                               if delta.seconds % 3600 else "")
+    return f"{delta.seconds // 60} min" if delta.seconds >= 60 else f"{delta.seconds} s"
+
+
+def _positive(reader: _Reader, name: str, default: int | None, *,
+              maximum: int | None = None, minimum: int = 1, unit: str = "") -> int:
+    return reader.integer(name, default, required=default is None, minimum=minimum,
+                          maximum=maximum, unit=unit)
 
 
 def _name(reader: _Reader) -> str:
-    value = reader.string("name", required=True)
-    if not _NAME.match(value):
-        raise ConfigError(reader.key("name"), f"{value!r} is not allowed: 1-31 of a-z, 0-9, '-'")
-    return value
+    return reader.string("name", required=True, pattern=NAME, allowed=NAME_ALLOWED)
 
 
 def _host_ref(reader: _Reader, hosts: dict[str, DockerHost], profile: str, why: str,
               key: str = "host") -> str:
-    name = reader.string(key, required=True)
+    name = reader.string(key, required=True, allowed="a name in runtime.hosts")
     if name not in hosts:
         raise ConfigError(reader.key(key), f"{name!r} is not in runtime.hosts; allowed: "
-                    + ", ".join(hosts))
+                          + ", ".join(hosts))
     if hosts[name].profile != profile:
         raise ConfigError(reader.key(key), f"{name!r} has instance profile "
-                    f"{hosts[name].profile!r}; {why} needs a host with profile {profile!r}")
+                          f"{hosts[name].profile!r}; {why} needs a host with profile "
+                          f"{profile!r}; allowed: "
+                          + (", ".join(h for h in hosts if hosts[h].profile == profile)
+                             or f"no host here has profile {profile!r}"))
     return name
+
+
+def _docker_host(item: _Reader) -> DockerHost:
+    item.reject_unknown(("name", "dockerHost", "instanceProfile", "certPath"))
+    name = _name(item)
+    docker_host = item.string("dockerHost", required=True, pattern=_DOCKER_HOST,
+                              allowed=_DOCKER_HOST_ALLOWED)
+    url = urlsplit(docker_host)
+    cert_path = item.string("certPath", pattern=_ABSOLUTE_PATH,
+                            allowed="the absolute path of a directory with ca.pem, cert.pem and "
+                                    "key.pem (Docker's TLS files)")
+    if url.scheme == "tcp":
+        try:
+            port = url.port
+        except ValueError:
+            port = 0
+        if not url.hostname or port is None or not 1 <= port <= MAX_PORT:
+            item.fail("dockerHost", f"{docker_host!r} has no host and port 1-{MAX_PORT}; "
+                                    "allowed: tcp://HOST:PORT")
+        if cert_path is None:
+            # An unencrypted Docker API is root on the host for anyone who reaches the port.
+            item.fail("certPath", f"is required for {docker_host!r}: the Docker API over tcp:// "
+                                  "without TLS gives anyone on the network root on the host; "
+                                  "allowed: the directory with ca.pem, cert.pem and key.pem")
+    elif cert_path is not None:
+        item.fail("certPath", f"applies only to tcp:// hosts, not {docker_host!r}; allowed: "
+                              "no certPath")
+    return DockerHost(name, docker_host, item.choice("instanceProfile", HOST_PROFILES),
+                      cert_path)
+
+
+def _address(reader: _Reader, name: str, default: str) -> str:
+    value = reader.string(name, default, allowed="an IP address of the host")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        reader.fail(name, f"got {describe(value)}; allowed: an IP address of the host "
+                          "(0.0.0.0: every interface)")
+    return value
 
 
 def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
@@ -155,84 +219,88 @@ def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
                            "retry", "webhook", "memoryMb"))
     hosts: dict[str, DockerHost] = {}
     for item in reader.items("hosts"):
-        item.reject_unknown(("name", "dockerHost", "instanceProfile"))
-        name = _name(item)
-        if name in hosts:
-            raise ConfigError(item.key("name"), f"{name!r} appears twice")
-        docker_host = item.string("dockerHost", required=True)
-        if not _DOCKER_HOST.match(docker_host):
-            raise ConfigError(item.key("dockerHost"), f"{docker_host!r} is not allowed; allowed: "
-                        "ssh://USER@HOST, tcp://HOST:PORT (TLS), unix:///PATH")
-        hosts[name] = DockerHost(name, docker_host,
-                                 item.choice("instanceProfile", HOST_PROFILES))
+        host = _docker_host(item)
+        if host.name in hosts:
+            raise ConfigError(item.key("name"), f"{host.name!r} appears twice; allowed: each "
+                              "host once")
+        hosts[host.name] = host
     if not hosts:
-        raise ConfigError(reader.key("hosts"), "needs at least one host")
+        raise ConfigError(reader.key("hosts"), "needs at least one host; allowed: a list of "
+                          "{name, dockerHost, instanceProfile}")
     databases = tuple(_database(item, hosts, settings) for item in reader.items("databases"))
     file_sets = tuple(_file_set(item, hosts) for item in reader.items("fileSets"))
     for kind, items in (("databases", databases), ("fileSets", file_sets)):
         names = [i.name for i in items]
         for index, name in enumerate(names):
             if name in names[:index]:
-                raise ConfigError(f"runtime.{kind}[{index}].name", f"{name!r} appears twice")
+                raise ConfigError(f"runtime.{kind}[{index}].name", f"{name!r} appears twice; "
+                                  "allowed: each name once")
     drill = reader.child("drill")
     drill.reject_unknown(("host", "schedule"))
     exporter = reader.child("exporter")
-    exporter.reject_unknown(("host", "port"))
+    exporter.reject_unknown(("host", "port", "listenAddress"))
     retry = reader.child("retry")
     retry.reject_unknown(("attempts", "delaySeconds"))
     memory = reader.child("memoryMb")
     memory.reject_unknown(("scheduler", "drill", "exporter"))
+    defaults = agent_settings.AgentSettings
     return RuntimeSettings(
-        image=reader.string("image", "biometrics-backup-agent:0.1.0"),
+        image=reader.string("image", "biometrics-backup-agent:0.1.0", pattern=_IMAGE,
+                            allowed="a Docker image name (NAME[:TAG])"),
         hosts=tuple(hosts.values()),
         databases=databases,
         file_sets=file_sets,
         drill_host=_host_ref(drill, hosts, "restore", "the restore drill (read-only)"),
         drill_schedule=_cron(drill, "schedule"),
         exporter_host=_host_ref(exporter, hosts, "restore", "the exporter (read-only)"),
-        metrics_port=_positive(exporter, "port", 8080),
-        retry_attempts=_positive(retry, "attempts", 3),
-        retry_delay_seconds=_positive(retry, "delaySeconds", 300),
+        exporter_address=_address(exporter, "listenAddress", "0.0.0.0"),
+        metrics_port=_positive(exporter, "port", defaults.metrics_port, maximum=MAX_PORT),
+        retry_attempts=_positive(retry, "attempts", agent_settings.Retry.attempts, maximum=100),
+        retry_delay_seconds=_positive(retry, "delaySeconds",
+                                      int(agent_settings.Retry.delay_seconds), minimum=0,
+                                      maximum=24 * 3600, unit="seconds"),
         webhook=reader.boolean("webhook", False),
-        scheduler_memory_mb=_positive(memory, "scheduler", 512),
-        drill_memory_mb=_positive(memory, "drill", 4096),
-        exporter_memory_mb=_positive(memory, "exporter", 256),
+        scheduler_memory_mb=_memory(memory, "scheduler", 512),
+        drill_memory_mb=_memory(memory, "drill", 4096),
+        exporter_memory_mb=_memory(memory, "exporter", 256),
     )
 
 
-def _postgres_tier(settings: StackSettings, database: str) -> tuple[int, Any] | None:
-    """The lifecycle tier whose prefix covers postgres/<database>/, with its index."""
+def _memory(reader: _Reader, name: str, default: int) -> int:
+    return reader.integer(name, default, minimum=DOCKER_MIN_MEMORY_MB, unit="MB")
+
+
+def _postgres_tiers(settings: StackSettings, database: str) -> list[tuple[int, LifecycleTier]]:
+    """Every lifecycle tier that covers objects under postgres/<database>/: S3 applies each
+    rule whose prefix overlaps, and the earliest expiration or transition wins."""
     key = f"{POSTGRES_PREFIX}{database}/"
-    for index, tier in enumerate(settings.lifecycle.tiers):
-        if key.startswith(tier.prefix):
-            return index, tier
-    return None
+    return [(index, tier) for index, tier in enumerate(settings.lifecycle.tiers)
+            if key.startswith(tier.prefix) or tier.prefix.startswith(key)]
 
 
 def _database(reader: _Reader, hosts: dict[str, DockerHost],
               settings: StackSettings) -> RuntimeDatabase:
     reader.reject_unknown(("name", "host", "address", "port", "user", "dbname", "tables",
                            "schedule", "retainFull", "compression", "rpoMinutes"))
-    tables = tuple(reader.data.get("tables") or ())
-    for index, table in enumerate(tables):
-        if not isinstance(table, str) or not _TABLE.match(table):
-            raise ConfigError(f"{reader.key('tables')}[{index}]",
-                        f"{table!r} is not a table name (name or schema.name)")
+    tables = reader.strings("tables", pattern=TABLE, allowed=TABLE_ALLOWED)
     if not tables:
-        raise ConfigError(reader.key("tables"),
-                          "the drill compares row counts: name at least one table")
+        raise ConfigError(reader.key("tables"), "the drill compares row counts: name at least "
+                          f"one table; allowed: a list, each {TABLE_ALLOWED}")
+    defaults = agent_settings.Database
     database = RuntimeDatabase(
         name=_name(reader),
         host=_host_ref(reader, hosts, "backup", "a base backup job (writes to S3)"),
-        address=reader.string("address", required=True),
-        port=_positive(reader, "port", 5432),
-        user=reader.string("user", "backup"),
-        dbname=reader.string("dbname", required=True),
+        address=reader.string("address", required=True,
+                              allowed="the database server's host name or address"),
+        port=_positive(reader, "port", defaults.port, maximum=MAX_PORT),
+        user=reader.string("user", defaults.user),
+        dbname=reader.string("dbname", required=True, allowed="a database name"),
         tables=tables,
         schedule=_cron(reader, "schedule"),
-        retain_full=_positive(reader, "retainFull", 7),
-        compression=reader.choice("compression", COMPRESSION_METHODS, "lz4"),
-        rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440),
+        retain_full=_positive(reader, "retainFull", defaults.retain_full, maximum=1000),
+        compression=reader.choice("compression", agent_settings.COMPRESSION_METHODS,
+                                  defaults.compression),
+        rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440, maximum=525600, unit="minutes"),
     )
     _check_against_lifecycle(reader, database, settings)
     return database
@@ -240,58 +308,52 @@ def _database(reader: _Reader, hosts: dict[str, DockerHost],
 
 def _check_against_lifecycle(reader: _Reader, database: RuntimeDatabase,
                              settings: StackSettings) -> None:
-    found = _postgres_tier(settings, database.name)
-    if found is None:
-        return
-    index, tier = found
     interval = schedule_interval_days(database.schedule)
     window = interval * database.retain_full
-    tier_key = f"lifecycle.tiers[{index}]"
-    if tier.expiration_days is not None and window >= tier.expiration_days:
-        raise ConfigError(
-            reader.key("retainFull"),
-            f"wal-g keeps {database.retain_full} full backups taken every {interval} day(s), "
-            f"a window of {window} days, but {tier_key}.expirationDays expires "
-            f"{tier.prefix} after {tier.expiration_days} days: objects wal-g still needs would "
-            f"expire; allowed: retainFull < {math.ceil(tier.expiration_days / interval)}, or a "
-            f"later {tier_key}.expirationDays",
-        )
-    cold = [t for t in tier.transitions if t.storage_class in COLD_CLASSES]
-    if cold and cold[0].days <= interval:
-        position = tier.transitions.index(cold[0])
-        raise ConfigError(
-            f"{tier_key}.transitions[{position}].days",
-            f"{cold[0].days} moves {tier.prefix} to {cold[0].storage_class} before the newest "
-            f"base backup of {database.name} is superseded (runtime schedule "
-            f"{database.schedule!r} = every {interval} day(s)); restoring it would take hours "
-            f"(RTO 30 minutes); allowed: > {interval} days, or a more frequent "
-            f"{reader.key('schedule')}",
-        )
+    for index, tier in _postgres_tiers(settings, database.name):
+        tier_key = f"lifecycle.tiers[{index}]"
+        if tier.expiration_days is not None and window >= tier.expiration_days:
+            raise ConfigError(
+                reader.key("retainFull"),
+                f"wal-g keeps {database.retain_full} full backups taken every {interval} "
+                f"day(s), a window of {window} days, but {tier_key}.expirationDays expires "
+                f"{tier.prefix} after {tier.expiration_days} days: objects wal-g still needs "
+                f"would expire; allowed: retainFull < "
+                f"{math.ceil(tier.expiration_days / interval)}, or a later "
+                f"{tier_key}.expirationDays",
+            )
+        cold = [t for t in tier.transitions if t.storage_class in COLD_CLASSES]
+        if cold and cold[0].days <= interval:
+            position = tier.transitions.index(cold[0])
+            raise ConfigError(
+                f"{tier_key}.transitions[{position}].days",
+                f"{cold[0].days} moves {tier.prefix} to {cold[0].storage_class} before the "
+                f"newest base backup of {database.name} is superseded (runtime schedule "
+                f"{database.schedule!r} = every {interval} day(s)); restoring it would take "
+                f"hours (RTO 30 minutes); allowed: > {interval} days, or a more frequent "
+                f"{reader.key('schedule')}",
+            )
 
 
 def _file_set(reader: _Reader, hosts: dict[str, DockerHost]) -> RuntimeFileSet:
     reader.reject_unknown(("name", "host", "paths", "hostname", "tags", "schedule", "keep",
                            "checkSubset", "rpoMinutes"))
-    paths = tuple(reader.data.get("paths") or ())
-    if not paths or not all(isinstance(p, str) and p.startswith("/") for p in paths):
-        raise ConfigError(reader.key("paths"), "must be a non-empty list of absolute paths")
+    paths = reader.strings("paths", required=True, pattern=_ABSOLUTE_PATH,
+                           allowed="an absolute path")
     keep = reader.child("keep")
     keep.reject_unknown(("daily", "weekly", "monthly"))
-    subset = reader.string("checkSubset", "5%")
-    if not re.match(r"^(\d{1,3}(\.\d+)?%|\d+/\d+)$", subset):
-        raise ConfigError(reader.key("checkSubset"),
-                    f"{subset!r} is not allowed; allowed: a percentage (5%) or n/t (1/7)")
-    tags = tuple(reader.data.get("tags") or ())
+    defaults = agent_settings.Keep
     return RuntimeFileSet(
         name=_name(reader),
         host=_host_ref(reader, hosts, "backup", "a file backup job (writes to S3)"),
         paths=paths,
-        hostname=reader.string("hostname", required=True),
-        tags=tags,
+        hostname=reader.string("hostname", required=True, allowed="a host name for restic"),
+        tags=reader.strings("tags", allowed="a restic tag (text)"),
         schedule=_cron(reader, "schedule"),
-        keep=Keep(daily=_positive(keep, "daily", 7),
-                  weekly=_positive(keep, "weekly", 4),
-                  monthly=_positive(keep, "monthly", 6)),
-        check_subset=subset,
-        rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440),
+        keep=Keep(daily=_positive(keep, "daily", defaults.daily, maximum=3660),
+                  weekly=_positive(keep, "weekly", defaults.weekly, maximum=520),
+                  monthly=_positive(keep, "monthly", defaults.monthly, maximum=1200)),
+        check_subset=agent_settings.check_subset(reader, "checkSubset",
+                                                 agent_settings.FileSet.check_subset),
+        rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440, maximum=525600, unit="minutes"),
     )

@@ -2,18 +2,28 @@
 
 `parse_settings` takes the project's config namespace as plain data (what `pulumi.Config` or a
 Pulumi.<stack>.yaml holds) and either returns `StackSettings` or raises one `ConfigError` naming
-the offending key and what is allowed. It runs before any resource is declared.
+the offending key, what is wrong and what is allowed. It runs before any resource is declared.
+Every value is read through `contract.reader` (type, range, null = absent), so a setting added
+here gets those checks by being read.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from components.layout import PROJECT, RESTIC_PREFIX
+from pulumi.errors import RunError
+
+from components.layout import (
+    GITHUB_ROLE_PURPOSES,
+    PROJECT,
+    RESTIC_PREFIX,
+    github_role_name,
+)
+from contract.reader import InvalidSetting, Reader
 
 if TYPE_CHECKING:
     from components.runtime_settings import RuntimeSettings
@@ -55,18 +65,32 @@ OBJECT_LOCK_MODES: Final = ("COMPLIANCE", "GOVERNANCE")
 SUBSCRIPTION_PROTOCOLS: Final = ("email", "email-json", "https", "sqs", "lambda", "sms")
 DATA_RESIDENCIES: Final = ("eu", "any")
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}[a-z0-9]$")
-_ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
-_ROLE_ARN = re.compile(r"^arn:aws:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,64}$")
 ACCESS_LOG_SUFFIX: Final = "-access-logs"
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,49}[a-z0-9]")
+_BUCKET_NAME_ALLOWED: Final = (
+    f"3-51 characters of a-z, 0-9 and '-' (no dots: they break TLS for virtual-hosted "
+    f"requests; {len(ACCESS_LOG_SUFFIX)} characters are kept for the '{ACCESS_LOG_SUFFIX}' log "
+    "bucket)")
+# S3 User Guide, "General purpose bucket naming rules": reserved for S3's own names.
+RESERVED_BUCKET_PREFIXES: Final = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_BUCKET_SUFFIXES: Final = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# IAM User Guide, "IAM and AWS STS quotas": role names are 1-64 of these characters and
+# unique in the account regardless of case.
+_ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+_ROLE_NAME_ALLOWED: Final = "an IAM role name (1-64 of A-Z a-z 0-9 +=,.@_-)"
+_ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,64}")
+MAX_ROLE_NAME: Final = 64
+# S3 refuses a default retention beyond 100 years; no lifecycle or log period here is longer.
+MAX_DAYS: Final = 36500
 
 
-class ConfigError(ValueError):
-    """Invalid stack configuration; `key` is the full config key (`project:path`)."""
+class ConfigError(InvalidSetting, RunError):
+    """Invalid stack configuration; `key` is the full config key (`project:path`, or as given
+    with `full_key`, e.g. `aws:region`). A RunError, so the Pulumi language host prints the one
+    line without a traceback."""
 
-    def __init__(self, key: str, message: str) -> None:
-        self.key = f"{PROJECT}:{key}"
-        super().__init__(f"{self.key}: {message}")
+    def __init__(self, key: str, message: str, *, full_key: bool = False) -> None:
+        super().__init__(key if full_key else f"{PROJECT}:{key}", message)
 
 
 @dataclass(frozen=True)
@@ -185,70 +209,15 @@ CONFIG_KEYS: Final = {
 SECRET_CONFIG_KEYS: Final = ("resticPassword", "databasePasswords", "webhookUrl")
 
 
-class _Reader:
-    """Typed access to one config object; every error names the full key path."""
+class _Reader(Reader):
+    """`contract.reader.Reader` raising ConfigError; paths are inside the project namespace."""
 
-    def __init__(self, path: str, data: Any) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(path, f"must be an object, got {type(data).__name__}")
-        self.path = path
-        self.data = data
+    def __init__(self, path: str, data: Any, error: type[InvalidSetting] = ConfigError) -> None:
+        super().__init__(path, data, error)
 
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def reject_unknown(self, allowed: Sequence[str]) -> None:
-        for name in self.data:
-            if name not in allowed:
-                raise ConfigError(
-                    self.key(str(name)), f"unknown key; allowed: {', '.join(allowed)}"
-                )
-
-    def child(self, name: str) -> _Reader:
-        return _Reader(self.key(name), self.data.get(name))
-
-    def string(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
-        value = self.data.get(name, default)
-        if value is None:
-            if required:
-                raise ConfigError(self.key(name), "is required")
-            return None
-        if not isinstance(value, str) or not value:
-            raise ConfigError(self.key(name), "must be a non-empty string")
-        return value
-
-    def choice(self, name: str, allowed: Sequence[str], default: str | None = None) -> Any:
-        value = self.string(name, default, required=default is None)
-        if value not in allowed:
-            raise ConfigError(self.key(name), f"{value!r} is not allowed; allowed: "
-                              + ", ".join(allowed))
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.data.get(name, default)
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(name), "must be true or false")
-        return value
-
-    def days(self, name: str, default: int | None = None, *, required: bool = False) -> Any:
-        value = self.data.get(name, default)
-        if value is None:
-            if required:
-                raise ConfigError(self.key(name), "is required")
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(self.key(name), f"must be a whole number of days > 0, got {value!r}")
-        return value
-
-    def items(self, name: str) -> list[_Reader]:
-        value = self.data.get(name, [])
-        if not isinstance(value, list):
-            raise ConfigError(self.key(name), "must be a list")
-        return [_Reader(f"{self.key(name)}[{i}]", item) for i, item in enumerate(value)]
+    def days(self, name: str, default: int | None = None, *, required: bool = False,
+             maximum: int | None = MAX_DAYS) -> Any:
+        return super().days(name, default, required=required, maximum=maximum)
 
 
 def _decode(key: str, value: Any, structured: bool) -> Any:
@@ -257,8 +226,8 @@ def _decode(key: str, value: Any, structured: bool) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError:
-            raise ConfigError(
-                key, f"must be an object (structured config), got text {value!r}") from None
+            raise ConfigError(key, f"got the text {value!r}; allowed: an object (structured "
+                              "config)") from None
     return value
 
 
@@ -286,26 +255,33 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
             raise ConfigError(
                 "replica.region",
                 f"must differ from primary.region ({primary.region}): cross-region replication "
-                "needs a second region",
+                f"needs a second region; allowed: an AWS region other than {primary.region}",
             )
-        if replica.bucket_name == primary.bucket_name:
-            raise ConfigError("replica.bucketName", "must differ from primary.bucketName")
+        _check_bucket_names(primary, replica)
     object_lock = _object_lock(root.child("objectLock"))
     lifecycle = _lifecycle(root.child("lifecycle"), object_lock)
     access_logs = root.child("accessLogs")
     access_logs.reject_unknown(("retentionDays",))
+    roles = _roles(root.child("roles"))
+    github = _github(root, stack)
+    environment = root.string("environment", stack)
+    if github is not None:
+        _check_github_role_names(environment, roles)
+        if github.state_bucket in _store_bucket_names(primary, replica):
+            raise ConfigError("github.stateBucket", f"{github.state_bucket!r} is a bucket of "
+                              "this store; allowed: the Pulumi state bucket, outside the store")
     settings = StackSettings(
-        environment=root.string("environment", stack),
+        environment=environment,
         primary=primary,
         replica=replica,
         object_lock=object_lock,
         lifecycle=lifecycle,
-        roles=_roles(root.child("roles")),
+        roles=roles,
         alerts=_alerts(root.child("alerts")),
         access_log_days=access_logs.days("retentionDays", 365),
         protect=root.boolean("protect", False),
         data_residency=residency,
-        github=_github(root, stack),
+        github=github,
         waivers=_waivers(root),
     )
     settings = replace(settings, warnings=tuple(lifecycle_warnings(settings)))
@@ -318,18 +294,18 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
 
 
 def _bucket(reader: _Reader, residency: str) -> BucketSettings:
-    name = reader.string("bucketName", required=True)
-    if not _BUCKET_NAME.match(name):
-        raise ConfigError(
-            reader.key("bucketName"),
-            f"{name!r} is not allowed: 3-{51} characters of a-z, 0-9 and '-' (no dots: they break "
-            f"TLS for virtual-hosted requests; {len(ACCESS_LOG_SUFFIX)} characters are kept for "
-            f"the '{ACCESS_LOG_SUFFIX}' log bucket)",
-        )
-    region = reader.string("region", required=True)
-    if region not in AWS_REGIONS:
-        raise ConfigError(reader.key("region"), f"{region!r} is not an AWS region; allowed: "
-                          + ", ".join(sorted(AWS_REGIONS)))
+    name = reader.string("bucketName", required=True, allowed=_BUCKET_NAME_ALLOWED)
+    if not _BUCKET_NAME.fullmatch(name):
+        raise ConfigError(reader.key("bucketName"),
+                          f"{name!r} is not allowed: {_BUCKET_NAME_ALLOWED}")
+    reserved = ([f"starts with {p!r}" for p in RESERVED_BUCKET_PREFIXES if name.startswith(p)]
+                + [f"ends with {s!r}" for s in RESERVED_BUCKET_SUFFIXES if name.endswith(s)])
+    if reserved:
+        raise ConfigError(reader.key("bucketName"), f"{name!r} {reserved[0]}, which S3 reserves; "
+                          "allowed: a name without the prefixes "
+                          + ", ".join(RESERVED_BUCKET_PREFIXES) + " and the suffixes "
+                          + ", ".join(RESERVED_BUCKET_SUFFIXES))
+    region = reader.choice("region", sorted(AWS_REGIONS))
     if residency == "eu" and not region.startswith("eu-"):
         raise ConfigError(
             reader.key("region"),
@@ -339,12 +315,33 @@ def _bucket(reader: _Reader, residency: str) -> BucketSettings:
     return BucketSettings(bucket_name=name, region=region)
 
 
+def _store_bucket_names(primary: BucketSettings, replica: BucketSettings | None) -> list[str]:
+    buckets = [primary] + ([replica] if replica else [])
+    return [name for b in buckets for name in (b.bucket_name, b.log_bucket_name)]
+
+
+def _check_bucket_names(primary: BucketSettings, replica: BucketSettings) -> None:
+    """The two buckets and the access-log bucket each one derives must be four names."""
+    taken = {primary.bucket_name: "primary.bucketName",
+             primary.log_bucket_name: f"the access-log bucket of primary.bucketName "
+                                      f"({primary.bucket_name!r})"}
+    if replica.bucket_name in taken:
+        raise ConfigError("replica.bucketName", f"{replica.bucket_name!r} is already "
+                          f"{taken[replica.bucket_name]}; allowed: a name other than "
+                          + " and ".join(repr(n) for n in taken))
+    if replica.log_bucket_name == primary.bucket_name:
+        raise ConfigError("primary.bucketName", f"{primary.bucket_name!r} is already the "
+                          "access-log bucket of replica.bucketName "
+                          f"({replica.bucket_name!r}); allowed: a name other than "
+                          f"{replica.log_bucket_name!r}")
+
+
 def _object_lock(reader: _Reader) -> ObjectLockSettings:
     reader.reject_unknown(("enabled", "mode", "days"))
     return ObjectLockSettings(
         enabled=reader.boolean("enabled", True),
         mode=reader.choice("mode", OBJECT_LOCK_MODES, "COMPLIANCE"),
-        days=reader.days("days", 30),
+        days=reader.days("days", ObjectLockSettings.days),
     )
 
 
@@ -354,7 +351,8 @@ def _lifecycle(reader: _Reader, object_lock: ObjectLockSettings) -> LifecycleSet
     prefixes = [t.prefix for t in tiers]
     for index, prefix in enumerate(prefixes):
         if prefix in prefixes[:index]:
-            raise ConfigError(f"lifecycle.tiers[{index}].prefix", f"{prefix!r} appears twice")
+            raise ConfigError(f"lifecycle.tiers[{index}].prefix", f"{prefix!r} appears twice; "
+                              "allowed: one tier per prefix")
     lock_days = object_lock.days if object_lock.enabled else 1
     noncurrent = reader.days("noncurrentVersionDays", max(lock_days, 30))
     if noncurrent < lock_days:
@@ -372,9 +370,16 @@ def _lifecycle(reader: _Reader, object_lock: ObjectLockSettings) -> LifecycleSet
 
 def _tier(reader: _Reader) -> LifecycleTier:
     reader.reject_unknown(("prefix", "transitions", "expirationDays"))
-    prefix = reader.string("prefix", required=True)
+    prefix = reader.string("prefix", required=True, allowed="a key prefix ending with '/'")
     if not prefix.endswith("/"):
-        raise ConfigError(reader.key("prefix"), f"{prefix!r} must end with '/'")
+        raise ConfigError(reader.key("prefix"), f"{prefix!r} must end with '/'; allowed: a key "
+                          "prefix ending with '/'")
+    if prefix.startswith(RESTIC_PREFIX):
+        # Expiring restic's objects deletes packs that kept snapshots still use, and restic
+        # cannot read from cold storage; `restic forget --prune` is its only retention.
+        raise ConfigError(reader.key("prefix"), f"{prefix!r} is inside the restic repository "
+                          f"({RESTIC_PREFIX}), which no lifecycle tier may expire or transition; "
+                          f"allowed: a prefix outside {RESTIC_PREFIX}")
     transitions = []
     for item in reader.items("transitions"):
         item.reject_unknown(("days", "storageClass"))
@@ -390,7 +395,8 @@ def _tier(reader: _Reader) -> LifecycleTier:
             previous = transitions[-1]
             if days <= previous.days:
                 raise ConfigError(item.key("days"), f"{days} must be later than the previous "
-                                  f"transition ({previous.days} days)")
+                                  f"transition ({previous.days} days); allowed: > "
+                                  f"{previous.days}")
             if TRANSITION_ORDER.index(storage_class) <= TRANSITION_ORDER.index(
                 previous.storage_class
             ):
@@ -401,43 +407,60 @@ def _tier(reader: _Reader) -> LifecycleTier:
                                                  + 1:]),
                 )
         transitions.append(Transition(days=days, storage_class=storage_class))
-    if transitions and prefix.startswith(RESTIC_PREFIX):
-        raise ConfigError(
-            reader.key("transitions"),
-            f"{prefix!r} holds the restic repository, which cannot read from cold storage; "
-            "allowed: no transitions (expiration only)",
-        )
     expiration = reader.days("expirationDays")
     if expiration is not None and transitions and expiration <= transitions[-1].days:
         raise ConfigError(
             reader.key("expirationDays"),
-            f"{expiration} must be later than the last transition ({transitions[-1].days} days)",
+            f"{expiration} must be later than the last transition ({transitions[-1].days} "
+            f"days); allowed: > {transitions[-1].days}",
         )
     if not transitions and expiration is None:
-        raise ConfigError(reader.key("transitions"), "a tier needs transitions or expirationDays")
+        raise ConfigError(reader.key("transitions"), "a tier needs transitions or "
+                          "expirationDays; allowed: either or both")
     return LifecycleTier(prefix=prefix, transitions=tuple(transitions), expiration_days=expiration)
 
 
 def _roles(reader: _Reader) -> RoleSettings:
-    names = ("backup", "restore", "walArchiver", "replication")
+    names = {"backup": "backup", "restore": "restore", "walArchiver": "wal_archiver",
+             "replication": "replication"}
     reader.reject_unknown((*names, "breakGlassArn"))
-    defaults = RoleSettings()
-    values = {}
-    for name, attribute in zip(names, ("backup", "restore", "wal_archiver", "replication"),
-                               strict=True):
-        value = reader.string(name, getattr(defaults, attribute))
-        if not _ROLE_NAME.match(value):
-            raise ConfigError(reader.key(name), f"{value!r} is not an IAM role name "
-                              "(1-64 of A-Z a-z 0-9 +=,.@_-)")
-        values[attribute] = value
-    if len(set(values.values())) != len(values):
-        raise ConfigError(reader.path, "role names must be distinct")
-    break_glass = reader.string("breakGlassArn")
-    if break_glass is not None and not _ROLE_ARN.match(break_glass):
-        raise ConfigError(
-            reader.key("breakGlassArn"),
-            f"{break_glass!r} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/NAME)")
+    values = {attribute: reader.string(name, getattr(RoleSettings, attribute),
+                                       pattern=_ROLE_NAME, allowed=_ROLE_NAME_ALLOWED)
+              for name, attribute in names.items()}
+    by_lower: dict[str, str] = {}
+    for name, attribute in names.items():
+        value = values[attribute]
+        earlier = by_lower.get(value.lower())
+        if earlier is not None:
+            earlier_value = values[names[earlier]]
+            relation = "is the same as" if value == earlier_value else "differs only in case from"
+            raise ConfigError(reader.key(name), f"{value!r} {relation} roles.{earlier} "
+                              f"({earlier_value!r}); IAM role names are unique regardless of "
+                              "case; allowed: distinct names")
+        by_lower[value.lower()] = name
+    break_glass = reader.string(
+        "breakGlassArn", pattern=_ROLE_ARN,
+        allowed="an IAM role ARN (arn:aws:iam::<12 digits>:role/NAME)")
     return RoleSettings(**values, break_glass_arn=break_glass)
+
+
+def _check_github_role_names(environment: str, roles: RoleSettings) -> None:
+    """The GitHub roles are named after the environment (components.layout.github_role_name):
+    the derived names must be IAM role names, and distinct from the store's roles."""
+    store = {getattr(roles, a).lower() for a in ("backup", "restore", "wal_archiver",
+                                                 "replication")}
+    longest = max(len(github_role_name("", p)) for p in GITHUB_ROLE_PURPOSES)
+    for purpose in GITHUB_ROLE_PURPOSES:
+        name = github_role_name(environment, purpose)
+        if not _ROLE_NAME.fullmatch(name):
+            raise ConfigError("environment", f"{environment!r} makes the GitHub role name "
+                              f"{name!r} ({len(name)} characters); allowed: an environment of "
+                              f"at most {MAX_ROLE_NAME - longest} of A-Z a-z 0-9 +=,.@_- "
+                              "(IAM role names: 1-64 of those)")
+        if name.lower() in store:
+            raise ConfigError("environment", f"{environment!r} makes the GitHub role name "
+                              f"{name!r}, which a roles.* name already takes; allowed: another "
+                              "environment or other role names")
 
 
 # OWNER/REPO, or the immutable form OWNER@ID/REPO@ID that repositories created from
@@ -471,7 +494,7 @@ def _github(root: _Reader, stack: str) -> GitHubSettings | None:
     values = {}
     for name, (pattern, allowed) in checks.items():
         value = reader.string(name, defaults.get(name), required=name == "repository")
-        if value is not None and not pattern.match(value):
+        if value is not None and not pattern.fullmatch(value):
             raise ConfigError(reader.key(name), f"{value!r} is not allowed; allowed: {allowed}")
         values[name] = value
     return GitHubSettings(
@@ -483,15 +506,27 @@ def _github(root: _Reader, stack: str) -> GitHubSettings | None:
     )
 
 
+# What SNS accepts as the endpoint of each protocol (SNS API reference, Subscribe).
+_ENDPOINTS: Final = {
+    "email": (re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"), "an email address"),
+    "email-json": (re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"), "an email address"),
+    "https": (re.compile(r"https://\S+"), "an https:// URL"),
+    "sqs": (re.compile(r"arn:aws:sqs:[a-z0-9-]+:\d{12}:\S+"), "an SQS queue ARN"),
+    "lambda": (re.compile(r"arn:aws:lambda:[a-z0-9-]+:\d{12}:function:\S+"),
+               "a Lambda function ARN"),
+    "sms": (re.compile(r"\+\d{6,15}"), "a phone number in E.164 form (+4930...)"),
+}
+
+
 def _alerts(reader: _Reader) -> AlertSettings:
     reader.reject_unknown(("subscribers",))
     subscribers = []
     for item in reader.items("subscribers"):
         item.reject_unknown(("protocol", "endpoint"))
-        subscribers.append(
-            Subscriber(protocol=item.choice("protocol", SUBSCRIPTION_PROTOCOLS),
-                       endpoint=item.string("endpoint", required=True))
-        )
+        protocol = item.choice("protocol", SUBSCRIPTION_PROTOCOLS)
+        pattern, allowed = _ENDPOINTS[protocol]
+        subscribers.append(Subscriber(protocol=protocol, endpoint=item.string(
+            "endpoint", required=True, pattern=pattern, allowed=f"{allowed} ({protocol})")))
     return AlertSettings(subscribers=tuple(subscribers))
 
 
@@ -499,10 +534,12 @@ def _waivers(root: _Reader) -> tuple[Waiver, ...]:
     waivers: list[Waiver] = []
     for item in root.items("waivers"):
         item.reject_unknown(("control", "reason"))
-        waiver = Waiver(control=item.string("control", required=True),
-                        reason=item.string("reason", required=True))
+        waiver = Waiver(control=item.string("control", required=True, allowed="a control id"),
+                        reason=item.string("reason", required=True,
+                                           allowed="why the stack does not meet the control"))
         if any(w.control == waiver.control for w in waivers):
-            raise ConfigError(item.key("control"), f"{waiver.control!r} is waived twice")
+            raise ConfigError(item.key("control"), f"{waiver.control!r} is waived twice; "
+                              "allowed: one waiver per control")
         waivers.append(waiver)
     return tuple(waivers)
 

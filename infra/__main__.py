@@ -8,17 +8,18 @@ from components.backup_store import BackupStore
 from components.container_specs import container_specs
 from components.github_oidc import GitHubOidc
 from components.host_outputs import host_settings
-from components.settings import CONFIG_KEYS, parse_settings
+from components.program_config import engine_config, read_config
 
-config = pulumi.Config()
-settings = parse_settings(
-    {key: config.get(key) for key in CONFIG_KEYS if config.get(key) is not None},
-    stack=pulumi.get_stack(),
-)
+# The whole config, secrets included, is checked before anything is declared; a ConfigError
+# is a pulumi.RunError: the engine prints its one line and stops.
+config_map, secret_keys = engine_config()
+stack_config = read_config(config_map, secret_keys, stack=pulumi.get_stack(),
+                           dry_run=pulumi.runtime.is_dry_run())
+settings = stack_config.settings
 for warning in settings.warnings:
     pulumi.log.warn(warning)
-# Secrets are read (and a missing one refused) before anything is declared.
-runtime_secrets = read_runtime_secrets(config, settings.runtime) if settings.runtime else None
+runtime_secrets = read_runtime_secrets(pulumi.Config(), stack_config) if settings.runtime \
+    else None
 
 account_id = aws.get_caller_identity_output().account_id
 store = BackupStore("backup", settings, account_id=account_id)

@@ -61,5 +61,6 @@ def test_preview_cli_refuses_bad_config_by_key(tmp_path: Path):
     assert result.returncode == 2
     assert result.stderr == (
         "error: biometrics-backup:replica.region: must differ from primary.region "
-        "(eu-central-1): cross-region replication needs a second region\n")
+        "(eu-central-1): cross-region replication needs a second region; allowed: an AWS "
+        "region other than eu-central-1\n")
     assert not (project / "preview").exists()

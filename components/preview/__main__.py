@@ -2,8 +2,9 @@
 
 Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`,
 and the compliance review (compliance.md + compliance.json, see compliance/report.py).
-Exit status: 0 done, 2 invalid configuration (the error names the key; nothing is declared),
-3 a mandatory compliance control fails without a waiver (the documents are still written).
+Exit status: 0 done, 2 an unusable stack file or invalid configuration (one line `error:
+<key>: <what is wrong>; allowed: ...`; nothing is declared, nothing written), 3 a mandatory
+compliance control fails without a waiver (the documents are still written).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from components.settings import ConfigError
+from contract.reader import InvalidSetting
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         run, config = run_stack(args.project_dir, args.stack)
         report = build_report(args.stack, from_recorded(run.resources),
                               stack_waivers(config, args.stack))
-    except ConfigError as error:
+    except InvalidSetting as error:  # a StackFileError or a ConfigError
         print(f"error: {error}", file=sys.stderr)
         return 2
     if out.exists():

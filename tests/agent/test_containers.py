@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
-from backup_agent import config as agent_config
 from backup_agent import tools
 from backup_agent.envdoc import DOCUMENTED_ENV
+from components import container_specs
 from components.container_specs import SCHEDULER_HOST_PORT
 from components.preview.recording import run_program
 from components.runtime_settings import schedule_interval_days
 from components.settings import ConfigError, parse_settings
+from contract import agent_settings
 from tests.conftest import ROOT, stack_config
 
 SECRETS = {
@@ -82,17 +83,25 @@ def test_containers_are_placed_per_host_with_their_commands(run):
 
 
 def test_rendered_settings_files_are_what_the_agent_parses(run):
+    """One schema: the file each container gets parses back into exactly the settings the
+    component built it from, with the defaults both sides share."""
+    stack = parse_settings(raw_prod(), stack="prod")
+    built = {host.name: container_specs.agent_settings_for(stack, host)
+             for host in stack.runtime.hosts}
     for inputs in containers(run).values():
-        parsed = agent_config.parse(settings_of(inputs))
-        assert parsed.primary.bucket == "biometrics-backups"
-        assert parsed.primary.endpoint is None
+        host = inputs["name"].removeprefix("backup-agent-").removeprefix("backup-exporter-")
+        assert agent_settings.parse(settings_of(inputs)) == built[host]
+    assert built["backup-1"].retry == agent_settings.Retry(attempts=3, delay_seconds=300)
+    assert built["backup-1"].primary == agent_settings.Storage("biometrics-backups",
+                                                              "eu-central-1")
+    assert built["restore-1"].jobs == ("drill",)
 
 
 def test_every_environment_name_is_a_documented_tool_setting(run, tmp_path):
     for inputs in containers(run).values():
         names = {entry.split("=", 1)[0] for entry in inputs["envs"]}
         assert names <= set(DOCUMENTED_ENV)
-    parsed = agent_config.parse(settings_of(containers(run)["runtime-backup-agent-backup-1"]))
+    parsed = agent_settings.parse(settings_of(containers(run)["runtime-backup-agent-backup-1"]))
     database = parsed.database("biometrics")
     walg = set(tools.walg_env(parsed.primary, database)) | set(tools.libpq_env(database, "x"))
     restic = set(tools.restic_env(parsed, parsed.primary))
@@ -140,9 +149,9 @@ def test_hardening_no_docker_sock_read_only_mounts_limits(run):
         "runtime-backup-exporter-restore-1": 256}
     assert found["runtime-backup-exporter-restore-1"]["volumes"][0]["readOnly"] is True
     assert found["runtime-backup-exporter-restore-1"]["ports"] == [
-        {"internal": 8080, "external": 8080}]
+        {"internal": 8080, "external": 8080, "ip": "0.0.0.0"}]
     assert found["runtime-backup-agent-backup-1"]["ports"] == [
-        {"internal": 8080, "external": SCHEDULER_HOST_PORT}]
+        {"internal": 8080, "external": SCHEDULER_HOST_PORT, "ip": "0.0.0.0"}]
 
 
 def test_preview_without_secrets_uses_placeholders_and_warns(stack_run):
@@ -203,7 +212,7 @@ def test_prod_runtime_is_valid():
      "30 moves postgres/ to GLACIER before the newest base backup of biometrics is superseded "
      "(runtime schedule '0 2 1 * *' = every 31 day(s))"),
     ({"fileSets.0.schedule": "every day"}, "runtime.fileSets[0].schedule",
-     "'every day' is not a cron expression"),
+     "the text 'every day' has 2 fields; allowed: five"),
 ])
 def test_runtime_settings_are_refused_with_the_key_named(changes, key, message):
     with pytest.raises(ConfigError) as error:
@@ -234,13 +243,3 @@ def test_labels_follow_the_compliance_contract(run):
         "runtime-backup-agent-restore-1": {controls.HOST_LABEL: "restore"},
         "runtime-backup-exporter-restore-1": {controls.HOST_LABEL: "restore"},
     }
-
-
-def test_the_agent_uses_the_layout_constants():
-    """The agent cannot import components (not in the image): its copies must not drift."""
-    from components import layout
-
-    assert (agent_config.POSTGRES_PREFIX, agent_config.RESTIC_PREFIX) == (
-        layout.POSTGRES_PREFIX, layout.RESTIC_PREFIX)
-    assert (agent_config.RETENTION_TAG_KEY, agent_config.RETENTION_TAG_ACTIVE) == (
-        layout.RETENTION_TAG_KEY, layout.RETENTION_TAG_ACTIVE)

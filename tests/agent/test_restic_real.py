@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from backup_agent import cli, drill, exporter, files, tools
-from backup_agent.config import RESTIC_PREFIX
+from contract.layout import RESTIC_PREFIX
 
 pytestmark = pytest.mark.usefixtures("restic_binary")
 

@@ -104,12 +104,13 @@ def test_unknown_waiver_id_is_refused_naming_the_key(prod_inventory):
 
 
 @pytest.mark.parametrize(("waivers", "key", "message"), [
-    ([{"control": "s3-versioning"}], "waivers[0].reason", "is required"),
+    ([{"control": "s3-versioning"}], "waivers[0].reason",
+     "is required; allowed: why the stack does not meet the control"),
     ([{"control": "s3-versioning", "reason": "r", "until": "2027"}], "waivers[0].until",
      "unknown key; allowed: control, reason"),
     ([{"control": "s3-versioning", "reason": "a"}, {"control": "s3-versioning", "reason": "b"}],
-     "waivers[1].control", "'s3-versioning' is waived twice"),
-    ({"control": "s3-versioning"}, "waivers", "must be a list"),
+     "waivers[1].control", "'s3-versioning' is waived twice; allowed: one waiver per control"),
+    ({"control": "s3-versioning"}, "waivers", "got an object; allowed: a list of objects"),
 ])
 def test_waiver_config_errors_name_the_key(waivers, key, message):
     raw = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]

@@ -1,0 +1,77 @@
+"""When a cron expression fires, and how far apart its runs are.
+
+Jobs run on UTC cron expressions (croniter's syntax: five fields, or six with seconds last).
+`gaps` measures the shortest and the longest time between two runs over more than a year from
+a fixed start, so a preview is reproducible and month-length traps show: `0 2 31 * *` fires
+in seven months only (61 days apart at worst), `0 0 29 2 *` every four years, `0 0 30 2 *`
+never.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+from dataclasses import dataclass
+from typing import Final
+
+from croniter import CroniterBadDateError, croniter
+
+SAMPLE_START: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+SAMPLE_DAYS: Final = 400
+# Runs of one day are listed one by one; a schedule that fires more often than this per day
+# (only possible with a seconds field) is measured on these runs alone.
+MAX_RUNS_LISTED_PER_DAY: Final = 1440
+DAY: Final = dt.timedelta(days=1)
+
+
+class NotASchedule(ValueError):
+    """The text is not a cron expression, or one that never fires; the message says which."""
+
+
+@dataclass(frozen=True)
+class Gaps:
+    shortest: dt.timedelta
+    longest: dt.timedelta
+
+
+def _next(runs: croniter) -> dt.datetime:
+    try:
+        return runs.get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise NotASchedule("never fires (no such date, e.g. 30 February)") from None
+
+
+def check(expression: object) -> None:
+    """Refuse what croniter cannot read or what never fires."""
+    if not isinstance(expression, str) or not croniter.is_valid(expression):
+        raise NotASchedule("is not a cron expression (minute hour day-of-month month "
+                           "day-of-week)")
+    _next(croniter(expression, SAMPLE_START))
+
+
+@functools.lru_cache(maxsize=512)
+def gaps(expression: str) -> Gaps:
+    """Shortest and longest gap between runs. Minute, hour and second fields do not depend on
+    the day, so every day the expression fires on has the runs of the first one at the same
+    times of day: that day is listed run by run, later days only by their first run."""
+    check(expression)
+    runs = croniter(expression, SAMPLE_START - dt.timedelta(seconds=1))
+    first_day = [_next(runs)]
+    midnight = dt.datetime.combine(first_day[0].date() + DAY, dt.time(), tzinfo=dt.UTC)
+    following = _next(runs)
+    while following < midnight and len(first_day) < MAX_RUNS_LISTED_PER_DAY:
+        first_day.append(following)
+        following = _next(runs)
+    found = [later - earlier for earlier, later in itertools.pairwise(first_day)]
+    if len(first_day) == MAX_RUNS_LISTED_PER_DAY:
+        return Gaps(min(found), max(found))
+    span = first_day[-1] - first_day[0]  # the first to the last run of a day
+    last, end = first_day[-1], SAMPLE_START + SAMPLE_DAYS * DAY
+    while True:
+        found.append(following - last)
+        if following > end:
+            break
+        last = following + span
+        following = _next(croniter(expression, last))
+    return Gaps(min(found), max(found))
