@@ -80,6 +80,9 @@ _ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 _ROLE_NAME_ALLOWED: Final = "an IAM role name (1-64 of A-Z a-z 0-9 +=,.@_-)"
 _ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,64}")
 MAX_ROLE_NAME: Final = 64
+# The environment names GitHub roles and defaults to the stack name, which Pulumi limits to
+# these characters.
+_ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # S3 refuses a default retention beyond 100 years; no lifecycle or log period here is longer.
 MAX_DAYS: Final = 36500
 
@@ -264,7 +267,8 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
     access_logs.reject_unknown(("retentionDays",))
     roles = _roles(root.child("roles"))
     github = _github(root, stack)
-    environment = root.string("environment", stack)
+    environment = root.string("environment", stack, pattern=_ENVIRONMENT,
+                              allowed="1-64 of A-Z a-z 0-9 _ . - (a stack name)")
     if github is not None:
         _check_github_role_names(environment, roles)
         if github.state_bucket in _store_bucket_names(primary, replica):
@@ -445,18 +449,19 @@ def _roles(reader: _Reader) -> RoleSettings:
 
 
 def _check_github_role_names(environment: str, roles: RoleSettings) -> None:
-    """The GitHub roles are named after the environment (components.layout.github_role_name):
-    the derived names must be IAM role names, and distinct from the store's roles."""
+    """The GitHub roles are named after the environment (components.layout.github_role_name,
+    whose characters `_ENVIRONMENT` already keeps to IAM's): the derived names must fit IAM's
+    length and differ from the store's roles."""
     store = {getattr(roles, a).lower() for a in ("backup", "restore", "wal_archiver",
                                                  "replication")}
     longest = max(len(github_role_name("", p)) for p in GITHUB_ROLE_PURPOSES)
     for purpose in GITHUB_ROLE_PURPOSES:
         name = github_role_name(environment, purpose)
-        if not _ROLE_NAME.fullmatch(name):
+        if len(name) > MAX_ROLE_NAME:
             raise ConfigError("environment", f"{environment!r} makes the GitHub role name "
                               f"{name!r} ({len(name)} characters); allowed: an environment of "
-                              f"at most {MAX_ROLE_NAME - longest} of A-Z a-z 0-9 +=,.@_- "
-                              "(IAM role names: 1-64 of those)")
+                              f"at most {MAX_ROLE_NAME - longest} characters (IAM role names: "
+                              f"at most {MAX_ROLE_NAME})")
         if name.lower() in store:
             raise ConfigError("environment", f"{environment!r} makes the GitHub role name "
                               f"{name!r}, which a roles.* name already takes; allowed: another "

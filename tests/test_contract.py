@@ -1,0 +1,163 @@
+"""contract/: what the stack program and the agent share, checked against the real tools."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from contract import agent_settings, restic, schedule
+from contract.reader import InvalidSetting, Reader
+from tests.conftest import ROOT
+
+# Every value restic 0.14 was asked about; True = restic accepts it.
+SUBSETS = {
+    "5%": True, "100%": True, "100.0%": True, "0.5%": True, ".5%": True, "5.%": True,
+    "5e1%": True, "0%": False, "150%": False, "101%": False, "-5%": False, "Inf%": False,
+    "1e-400%": False, "100.00000000000001%": False, "0x10%": False, "5%%": False, " 5%": False,
+    "1,5%": False,
+    "1/7": True, "7/7": True, "01/07": True, "1/256": True, "256/256": True, "8/7": False,
+    "0/7": False, "1/0": False, "1/257": False, "+1/7": False, "1 /7": False, "1/7/1": False,
+    "50M": True, "50m": True, "1G": True, "1K": True, "5k": True, "2T": True, "5B": True,
+    "+5M": True, "00001M": True, "0M": False, "0K": False, "-5M": False, "1P": False,
+    "50MiB": False, "1.5M": False, "1_0M": False, "0": False, "5": False, "abc": False,
+    "1x": False,
+}
+# Accepted by restic 0.14 but refused here, on purpose (contract/restic.py says why).
+REFUSED_ON_PURPOSE = {"NaN%", "nan%", "0x1p4%", "9999999999999T"}
+
+
+@pytest.mark.parametrize(("value", "accepted"), sorted(SUBSETS.items()))
+def test_read_data_subset_is_validated_as_restic_does(value, accepted):
+    assert (restic.read_data_subset_problem(value) is None) is accepted
+
+
+@pytest.fixture(scope="module")
+def restic_repository(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    binary = shutil.which("restic")
+    if binary is None:
+        pytest.fail("restic is not installed (apt-get install restic; .ci/run does)")
+    directory = tmp_path_factory.mktemp("restic")
+    env = {**os.environ, "RESTIC_REPOSITORY": str(directory / "repo"),
+           "RESTIC_PASSWORD": "contract test", "RESTIC_CACHE_DIR": str(directory / "cache")}
+    subprocess.run([binary, "init", "-q"], env=env, check=True, capture_output=True)
+    (directory / "file").write_text("data")
+    subprocess.run([binary, "backup", "-q", str(directory / "file")], env=env, check=True,
+                   capture_output=True)
+    return env
+
+
+def test_the_table_is_what_the_installed_restic_decides(restic_repository):
+    """The cases above, asked of the real restic (Debian 0.14): the table is not made up."""
+    def accepts(value: str) -> bool:
+        result = subprocess.run(["restic", "check", "-q", "--no-lock",
+                                 f"--read-data-subset={value}"],
+                                env=restic_repository, capture_output=True, check=False)
+        return result.returncode == 0
+
+    values = [*SUBSETS, *REFUSED_ON_PURPOSE]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        decided = dict(zip(values, pool.map(accepts, values), strict=True))
+    assert {v: ok for v, ok in decided.items() if v in SUBSETS} == SUBSETS
+    assert all(decided[value] for value in REFUSED_ON_PURPOSE)
+    assert all(restic.read_data_subset_problem(value) for value in REFUSED_ON_PURPOSE)
+
+
+@pytest.mark.parametrize(("expression", "shortest", "longest"), [
+    ("0 2 * * *", dt.timedelta(days=1), dt.timedelta(days=1)),
+    ("0 2 * * 1-5", dt.timedelta(days=1), dt.timedelta(days=3)),
+    ("0 2 1 * *", dt.timedelta(days=28), dt.timedelta(days=31)),
+    ("0 2 31 * *", dt.timedelta(days=31), dt.timedelta(days=61)),
+    ("0 0 29 2 *", dt.timedelta(days=1461), dt.timedelta(days=1461)),
+    ("0 0,12 * * *", dt.timedelta(hours=12), dt.timedelta(hours=12)),
+    ("0 0 * * *", dt.timedelta(days=1), dt.timedelta(days=1)),  # a run at the sample's start
+    ("30 1,23 * * *", dt.timedelta(hours=2, minutes=0), dt.timedelta(hours=22)),
+])
+def test_schedule_gaps_are_exact(expression, shortest, longest):
+    assert schedule.gaps(expression) == schedule.Gaps(shortest, longest)
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("0 0 30 2 *", "never fires (no such date, e.g. 30 February)"),
+    ("every day", "is not a cron expression (minute hour day-of-month month day-of-week)"),
+    (5, "is not a cron expression (minute hour day-of-month month day-of-week)"),
+])
+def test_schedules_that_cannot_run_are_named(value, problem):
+    with pytest.raises(schedule.NotASchedule, match=re.escape(problem)):
+        schedule.check(value)
+
+
+@pytest.mark.parametrize(("data", "call", "problem"), [
+    ({"n": None}, lambda r: r.integer("n", 7), None),  # null is absent: the default
+    ({"n": "7"}, lambda r: r.integer("n", 7),
+     "n: got the text '7'; allowed: a whole number >= 1"),
+    ({"n": True}, lambda r: r.integer("n", 7), "n: got true; allowed: a whole number >= 1"),
+    ({"n": 2.0}, lambda r: r.integer("n", 7), "n: got 2.0; allowed: a whole number >= 1"),
+    ({"t": "users"}, lambda r: r.strings("t"),
+     "t: got the text 'users'; allowed: a list, each text (write [users])"),
+    ({"t": ["a", 5]}, lambda r: r.strings("t"), "t[1]: got 5; allowed: text"),
+    ({"o": [1]}, lambda r: r.child("o"), "o: got a list; allowed: an object (key: value, ...)"),
+    ({"l": [None]}, lambda r: r.items("l"),
+     "l[0]: got null; allowed: an object (key: value, ...)"),
+    ({"s": ""}, lambda r: r.string("s", "x"), "s: got the text ''; allowed: non-empty text"),
+    ({"f": float("nan")}, lambda r: r.number("f", 1.0),
+     "f: got nan; allowed: a number >= 0.0"),
+    ({}, lambda r: r.string("s", required=True, allowed="a name"),
+     "s: is required; allowed: a name"),
+])
+def test_the_reader_checks_every_value_where_it_is_read(data, call, problem):
+    reader = Reader("", data)
+    if problem is None:
+        call(reader)
+        return
+    with pytest.raises(InvalidSetting) as error:
+        call(reader)
+    assert str(error.value) == problem
+
+
+def test_agent_settings_render_and_parse_back_unchanged():
+    settings = agent_settings.AgentSettings(
+        role="restore", primary=agent_settings.Storage("b-backups", "eu-central-1"),
+        replica=agent_settings.Storage("b-backups-replica", "eu-west-1"),
+        databases=(agent_settings.Database(name="db", host="db.internal", dbname="d",
+                                           tables=("users", "app.sessions"),
+                                           schedule="0 2 * * *", rpo_seconds=300),),
+        file_sets=(agent_settings.FileSet(name="app", paths=("/app",), hostname="app",
+                                          schedule="0 3 * * *", rpo_seconds=86400,
+                                          check_subset="50M"),),
+        jobs=("drill",), drill_schedule="0 6 * * *", metrics_address="127.0.0.1")
+    assert agent_settings.parse(agent_settings.document(settings)) == settings
+
+
+def imports(package: str) -> set[str]:
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_contract_imports_nothing_of_ours_of_pulumi_or_of_boto3():
+    assert not imports("contract") & {"components", "backup_agent", "compliance", "delivery",
+                                      "infra", "pulumi", "pulumi_aws", "pulumi_docker",
+                                      "boto3", "botocore"}
+
+
+def test_the_agent_imports_neither_pulumi_nor_the_components():
+    """The backup image holds backup_agent/ and contract/ only (docker/backup-agent/Dockerfile)."""
+    assert not imports("backup_agent") & {"components", "compliance", "delivery", "pulumi",
+                                          "pulumi_aws", "pulumi_docker", "yaml"}
+    dockerfile = (ROOT / "docker" / "backup-agent" / "Dockerfile").read_text()
+    for package in ("backup_agent", "contract"):
+        assert f"COPY {package} /opt/backup-agent/src/{package}" in dockerfile
+    assert Path(ROOT / "contract" / "__init__.py").exists()
