@@ -1,36 +1,77 @@
-"""The `backup-agent` command."""
+"""The `backup-agent` command.
+
+Every refusal is one line on stderr, `error: <setting or argument>: <what is wrong>; allowed:
+...`, with a non-zero exit: 2 for a bad argument, settings file or host (a password file, the
+state directory, a port), 1 when a job, a tool or a check fails. `--debug` adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
+import re
 import signal
 import sys
+import tempfile
 import threading
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
 
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import config, drill, exporter, postgres, schedule, status
+from backup_agent import config, drill, exporter, postgres, schedule, status, tools
+from contract.agent_settings import DRILL_JOB, MAX_PORT, AgentSettings
+from contract.reader import InvalidSetting
+
+DEFAULT_SETTINGS = "/etc/backup-agent/settings.json"
+BACKUP_NAME = re.compile(r"base_[0-9A-F]{24}(_D_[0-9A-F]{24})?")
+
+
+class UsageError(Exception):
+    """A refused argument or host precondition: exit 2 with this one line."""
+
+
+class JobFailed(Exception):
+    """A job, tool or check failed: exit 1 with this one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse would print the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message if "allowed" in message
+                         else f"{message}; allowed: see {self.prog} --help")
+
+
+def port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a port from 1 to {MAX_PORT}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backup-agent", description=__doc__)
-    parser.add_argument("--settings", default="/etc/backup-agent/settings.json",
+    parser = _Parser(prog="backup-agent", description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS,
                         help="the settings file rendered by the BackupContainers component")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one backup job now")
     run.add_argument("kind", choices=("postgres", "files"))
     run.add_argument("name", nargs="?", help="database or file set (default: all placed here)")
-    target_help = "which bucket to restore from (replica = failover drill)"
     drill_parser = commands.add_parser("drill", help="restore the newest backups and check them")
     drill_parser.add_argument("--target", choices=("primary", "replica"), default="primary",
-                              help=target_help)
+                              help="which bucket to restore from (replica = failover drill)")
     commands.add_parser("schedule", help="run the jobs placed on this host on their schedules")
     export = commands.add_parser("exporter", help="serve repository state as Prometheus metrics")
-    export.add_argument("--port", type=int, help="default: metricsPort from the settings")
-    commands.add_parser("status", help="a table of the newest backups and drills")
+    export.add_argument("--port", type=port, help="default: metricsPort from the settings")
+    export.add_argument("--address", help="default: metricsAddress from the settings")
+    commands.add_parser("status", help="the newest backups and drills; exit 1 if any is late, "
+                        "failed or unreadable")
     keep = commands.add_parser("keep", help="keep a base backup past the lock window "
                                "(permanent, tagged Retention=active, legal hold)")
     keep.add_argument("database")
@@ -38,56 +79,188 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(registry: CollectorRegistry, port: int) -> threading.Event:
-    start_http_server(port, registry=registry)
+# --- what a command needs from the host, checked before it starts -------------------------
+
+def _readable_file(setting: str, path: str | None, what: str) -> None:
+    allowed = f"allowed: a readable file with {what}"
+    if path is None:
+        raise UsageError(f"{setting}: is not set on this host; {allowed}")
+    target = Path(path)
+    if not target.is_file():
+        raise UsageError(f"{setting} {path}: no such file; {allowed}")
+    if not os.access(target, os.R_OK):
+        raise UsageError(f"{setting} {path}: cannot be read (permission denied); {allowed}")
+    if target.stat().st_size == 0:
+        raise UsageError(f"{setting} {path}: is empty; {allowed}")
+
+
+def _writable_state_dir(settings: AgentSettings) -> None:
+    """Drill results, the drill's work space and restic's cache live there."""
+    allowed = f"allowed: a directory the agent's user (uid {os.getuid()}) can write"
+    try:
+        Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.state_dir):
+            pass
+    except OSError as error:
+        raise UsageError(f"stateDir {settings.state_dir}: not writable "
+                         f"({error.strerror}); {allowed}") from None
+
+
+def _check_job(settings: AgentSettings, job: str) -> None:
+    """The files a job reads and the directory it writes, before it starts."""
+    kind, _, name = job.partition(":")
+    if kind == "postgres":
+        database = settings.database(name)
+        _readable_file(f"databases[{settings.databases.index(database)}].passwordFile",
+                       database.password_file,
+                       f"the password of {database.user}@{database.host} (the Pulumi secret "
+                       f"databasePasswords.{name}, mounted by BackupContainers); no database "
+                       "job runs on a restore host")
+    if kind == "files" or (kind == DRILL_JOB and settings.file_sets):
+        _readable_file("resticPasswordFile", settings.restic_password_file,
+                       "the restic password (the Pulumi secret resticPassword, mounted by "
+                       "BackupContainers)")
+    if kind in ("files", DRILL_JOB):
+        _writable_state_dir(settings)
+
+
+def _jobs_to_run(settings: AgentSettings, kind: str, name: str | None) -> list[str]:
+    names = [d.name for d in settings.databases] if kind == "postgres" else \
+        [f.name for f in settings.file_sets]
+    if name is not None:
+        if name not in names:
+            what = "database" if kind == "postgres" else "file set"
+            raise UsageError(f"argument name: no {what} {name!r} in the settings; allowed: "
+                             + (", ".join(names) or f"none (no {what} here)"))
+        return [f"{kind}:{name}"]
+    jobs = [job for job in settings.jobs if job.startswith(f"{kind}:")]
+    if not jobs:
+        raise UsageError(f"argument kind: no {kind} job is placed on this host (jobs: "
+                         f"{', '.join(settings.jobs) or 'none'}); allowed: run it on the host "
+                         "whose settings list it")
+    return jobs
+
+
+def _serve(registry: CollectorRegistry, address: str, port_number: int,
+           setting: str) -> threading.Event:
+    try:
+        start_http_server(port_number, addr=address, registry=registry)
+    except OSError as error:
+        reason = "is in use" if error.errno == errno.EADDRINUSE else "cannot be listened on"
+        raise UsageError(f"{setting}: {address}:{port_number} {reason} ({error.strerror}); "
+                         "allowed: a free port on an address of this host") from None
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     return stop
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    args = _parser().parse_args(argv)
-    settings = config.load(args.settings)
-    if args.command == "run":
-        prefix = f"{args.kind}:"
-        jobs = [f"{prefix}{args.name}"] if args.name else [
-            job for job in settings.jobs if job.startswith(prefix)]
-        if not jobs:
-            print(f"no {args.kind} job is placed on this host", file=sys.stderr)
-            return 2
-        for job in jobs:
+# --- the commands -------------------------------------------------------------------------
+
+def _run(settings: AgentSettings, args: argparse.Namespace) -> int:
+    jobs = _jobs_to_run(settings, args.kind, args.name)
+    for job in jobs:
+        _check_job(settings, job)
+    for job in jobs:
+        try:
             print(schedule.job_runner(settings, job)())
-        return 0
-    if args.command == "drill":
-        outcomes = drill.run_drill(settings, args.target)
-        for outcome in outcomes:
-            print(f"{'PASS' if outcome.success else 'FAIL'} {outcome.kind} {outcome.name} "
-                  f"({outcome.duration_seconds:.1f} s): {outcome.detail}")
-        return 0 if all(o.success for o in outcomes) else 1
-    if args.command == "keep":
+        except Exception as error:  # reported as one line naming the job
+            raise JobFailed(f"{job}: {tools.describe_failure(error)}") from error
+    return 0
+
+
+def _drill(settings: AgentSettings, args: argparse.Namespace) -> int:
+    if args.target not in settings.targets:
+        raise UsageError(f"argument --target: no {args.target} bucket in the settings; "
+                         "allowed: " + ", ".join(settings.targets))
+    _check_job(settings, DRILL_JOB)
+    outcomes = drill.run_drill(settings, args.target)
+    for outcome in outcomes:
+        print(f"{'PASS' if outcome.success else 'FAIL'} {outcome.kind} {outcome.name} "
+              f"({outcome.duration_seconds:.1f} s): {outcome.detail}")
+    failed = [o for o in outcomes if not o.success]
+    if failed:
+        raise JobFailed(f"drill from {args.target}: {len(failed)} of {len(outcomes)} restores "
+                        "failed: " + ", ".join(f"{o.kind} {o.name}" for o in failed))
+    return 0
+
+
+def _keep(settings: AgentSettings, args: argparse.Namespace) -> int:
+    if args.database not in [d.name for d in settings.databases]:
+        raise UsageError(f"argument database: no database {args.database!r} in the settings; "
+                         "allowed: " + (", ".join(d.name for d in settings.databases) or "none"))
+    if not BACKUP_NAME.fullmatch(args.backup):
+        raise UsageError(f"argument backup: got {args.backup!r}; allowed: a backup_name from "
+                         "wal-g backup-list (base_<24 hex digits>)")
+    try:
         keys = postgres.keep_backup(settings, settings.database(args.database), args.backup)
-        print(f"{args.backup}: {len(keys)} objects kept")
-        return 0
-    if args.command == "status":
-        print(status.render(settings, exporter.readers_for(settings)))
-        return 0
+    except Exception as error:
+        raise JobFailed(f"keep {args.database} {args.backup}: "
+                        f"{tools.describe_failure(error)}") from error
+    print(f"{args.backup}: {len(keys)} objects kept")
+    return 0
+
+
+def _status(settings: AgentSettings, args: argparse.Namespace) -> int:
+    table, problems = status.report(settings, exporter.readers_for(settings))
+    print(table)
+    if problems:
+        raise JobFailed("status: " + "; ".join(problems))
+    return 0
+
+
+def _exporter(settings: AgentSettings, args: argparse.Namespace) -> int:
+    collector = exporter.BackupCollector(settings, exporter.readers_for(settings))
     registry = CollectorRegistry()
-    if args.command == "exporter":
-        collector = exporter.BackupCollector(settings, exporter.readers_for(settings))
-        registry.register(collector)
-        loop = exporter.RefreshLoop(collector, settings.refresh_seconds)
-        loop.start()
-        stop = _serve(registry, args.port or settings.metrics_port)
-        stop.wait()
-        loop.stop()
-        return 0
+    registry.register(collector)
+    setting = "--port" if args.port else "metricsPort"
+    stop = _serve(registry, args.address or settings.metrics_address,
+                  args.port or settings.metrics_port, setting)
+    loop = exporter.RefreshLoop(collector, settings.refresh_seconds)
+    loop.start()
+    stop.wait()
+    loop.stop()
+    return 0
+
+
+def _schedule(settings: AgentSettings, args: argparse.Namespace) -> int:
+    for job in settings.jobs:
+        _check_job(settings, job)
     scheduler = schedule.Scheduler(settings)
+    registry = CollectorRegistry()
     registry.register(schedule.SchedulerCollector(scheduler))
-    stop = _serve(registry, settings.metrics_port)
+    stop = _serve(registry, settings.metrics_address, settings.metrics_port, "metricsPort")
     scheduler.serve_forever(stop)
     return 0
+
+
+COMMANDS: dict[str, Callable[[AgentSettings, argparse.Namespace], int]] = {
+    "run": _run, "drill": _drill, "keep": _keep, "status": _status, "exporter": _exporter,
+    "schedule": _schedule,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        settings = config.load(args.settings)
+        return COMMANDS[args.command](settings, args)
+    except (UsageError, InvalidSetting) as error:
+        return _refuse(2, str(error), debug)
+    except JobFailed as error:
+        return _refuse(1, str(error), debug)
+    except Exception as error:  # anything else is still one line; --debug shows where
+        return _refuse(1, tools.describe_failure(error), debug)
+
+
+def _refuse(code: int, message: str, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from botocore.exceptions import ClientError
 
 from backup_agent import files, postgres, s3, tools
 from contract.agent_settings import AgentSettings, Database, Storage
+from contract.reader import InvalidSetting, Reader
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,47 @@ def result_path(settings: AgentSettings, target: str) -> Path:
     return Path(settings.state_dir, f"drill-{target}.json")
 
 
-def read_results(settings: AgentSettings, target: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class DrillResults:
+    target: str
+    finished: float
+    outcomes: tuple[DrillOutcome, ...]
+
+
+class DrillResultsError(InvalidSetting):
+    """The drill's result file cannot be read or is malformed; `key` names file and field."""
+
+
+def _outcome(reader: Reader) -> DrillOutcome:
+    return DrillOutcome(kind=reader.choice("kind", ("postgres", "files")),
+                        name=reader.string("name", required=True),
+                        success=reader.boolean("success"),
+                        duration_seconds=reader.number("duration_seconds"),
+                        detail=reader.string("detail", ""))
+
+
+def read_results(settings: AgentSettings, target: str) -> DrillResults | None:
+    """The last drill from `target`, None if none has run; DrillResultsError if the file
+    cannot be read or is not what `write_results` writes (another program wrote it, a disk
+    filled up half way)."""
     path = result_path(settings, target)
-    if not path.exists():
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    return json.loads(path.read_text())
+    except OSError as error:
+        raise DrillResultsError(str(path), f"cannot be read ({error.strerror})") from None
+    except ValueError as error:
+        raise DrillResultsError(str(path), f"is not JSON ({error})") from None
+    try:
+        reader = Reader("", data, DrillResultsError)
+        results = DrillResults(target=reader.choice("target", (target,)),
+                               finished=reader.number("finished"),
+                               outcomes=tuple(_outcome(item) for item in reader.items("outcomes")))
+    except DrillResultsError as error:
+        raise DrillResultsError(f"{path}: {error.key}" if error.key else str(path),
+                                error.problem) from None
+    return results
 
 
 def write_results(settings: AgentSettings, target: str, outcomes: list[DrillOutcome]) -> None:
@@ -204,6 +241,9 @@ def drill_database(settings: AgentSettings, storage: Storage, database: Database
         tools.run([settings.walg_binary, "backup-fetch", str(pgdata), point.backup_name], env)
         with recovered_server(settings, pgdata, work, env, point) as port:
             return check_recovered(settings, work, port, database, point)
+    except Exception as error:  # named by the backup it could not restore
+        raise RuntimeError(f"base backup {point.backup_name} (restore point "
+                           f"{point.restore_point}): {tools.describe_failure(error)}") from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -235,7 +275,7 @@ def run_drill(settings: AgentSettings, target: str = "primary") -> list[DrillOut
             success = True
         except Exception as error:  # any failure is a failed drill, reported, not raised
             log.exception("drill of %s %s failed", kind, name)
-            detail, success = str(error), False
+            detail, success = tools.describe_failure(error), False
         outcomes.append(DrillOutcome(kind, name, success, time.monotonic() - started, detail))
     write_results(settings, target, outcomes)
     return outcomes

@@ -1,9 +1,14 @@
 """`backup-agent exporter`: Prometheus metrics from the real state of the backup repositories.
 
-A refresh loop (decoupled from scrapes) reads S3 incrementally and keeps a snapshot of values;
-a scrape only renders that snapshot. Every time exported is the backup's own time (sentinel
-FinishTime, S3 LastModified), never the scrape time. When S3 fails the error is counted and
-`backup_exporter_s3_up` drops to 0; the last known values stay.
+A refresh loop (decoupled from scrapes) reads S3 incrementally and the drill's result file, and
+keeps a snapshot of values; a scrape only renders that snapshot, so no object in the bucket and
+no file on disk can make `/metrics` fail. Every time exported is the backup's own time
+(sentinel FinishTime, S3 LastModified), never the scrape time. When a refresh fails for any
+reason — S3, an object the reader did not expect, an unreadable or malformed drill result — the
+error is counted, `backup_exporter_s3_up` drops to 0, the last refresh time stops moving and the
+last good values stay (alerts BackupExporterCannotReadBucket and BackupExporterRefreshStale).
+A sentinel that does not parse, or has a missing or wrongly typed field, is counted as invalid
+(`backup_postgres_invalid_sentinels`) and the newest valid one is reported.
 
 S3 reads per refresh (storage-layouts §3):
 - base backups: one `ListObjectsV2(Delimiter="/")` of basebackups_005/ (sentinels only, backup
@@ -26,11 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from backup_agent import drill, s3
+from backup_agent import drill, s3, tools
 from contract.agent_settings import AgentSettings, Storage
 from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
 
@@ -71,6 +75,27 @@ class CountingClient:
         self.requests[model.name] = self.requests.get(model.name, 0) + 1
 
 
+@dataclass(frozen=True)
+class Sentinel:
+    finish_time: float
+    system_identifier: int | None
+
+
+def parse_sentinel(body: bytes) -> Sentinel | None:
+    """The fields the exporter uses from a wal-g backup_stop_sentinel.json; None if the object
+    is not JSON, is truncated, or lacks or mistypes them."""
+    try:
+        parsed = json.loads(body)
+        finish = parse_time(parsed["FinishTime"])
+        identifier = parsed.get("SystemIdentifier")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if identifier is not None and (isinstance(identifier, bool) or not isinstance(identifier,
+                                                                                   int)):
+        return None
+    return Sentinel(finish, identifier)
+
+
 @dataclass
 class DatabaseState:
     base_backups: int = 0
@@ -80,7 +105,8 @@ class DatabaseState:
     wal_newest_position: tuple[int, int] | None = None
     wal_newest_modified: float | None = None
     wal_listed: int = 0  # keys listed by the last WAL refresh
-    sentinel_cache: dict[str, tuple[str, dict | None]] = field(default_factory=dict)
+    # key -> (ETag, (FinishTime, SystemIdentifier) or None when invalid)
+    sentinel_cache: dict[str, tuple[str, Sentinel | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -105,6 +131,7 @@ class BucketReader:
         self.delete_markers: dict[str, int] = {}
         self.delete_markers_scanned: float | None = None
         self.delete_marker_errors = 0
+        self.drill: drill.DrillResults | None = None  # the last drill from this target
         self.refreshes = 0
         self.up = False
         self.errors = 0
@@ -114,17 +141,13 @@ class BucketReader:
         paginator = self.client.client.get_paginator("list_objects_v2")
         yield from paginator.paginate(Bucket=self.storage.bucket, **kwargs)
 
-    def _sentinel(self, cache: dict[str, tuple[str, dict | None]], key: str,
-                  etag: str) -> dict | None:
+    def _sentinel(self, cache: dict[str, tuple[str, Sentinel | None]], key: str,
+                  etag: str) -> Sentinel | None:
         cached = cache.get(key)
         if cached and cached[0] == etag:
             return cached[1]
         body = self.client.client.get_object(Bucket=self.storage.bucket, Key=key)["Body"].read()
-        try:
-            parsed = json.loads(body)
-            parse_time(parsed["FinishTime"])
-        except (ValueError, KeyError, TypeError):
-            parsed = None
+        parsed = parse_sentinel(body)
         cache[key] = (etag, parsed)
         return parsed
 
@@ -146,8 +169,7 @@ class BucketReader:
             if parsed is None:
                 invalid += 1
                 continue
-            newest = parse_time(parsed["FinishTime"])
-            identifier = parsed.get("SystemIdentifier")
+            newest, identifier = parsed.finish_time, parsed.system_identifier
             break
         # A new cluster (new system identifier) starts WAL names again: relist from scratch.
         position = (state.wal_newest_position if identifier == state.system_identifier
@@ -210,18 +232,24 @@ class BucketReader:
         self.delete_markers = counts
         self.delete_markers_scanned = time.monotonic()
 
-    def refresh(self) -> bool:
-        try:
-            for name, state in self.databases.items():
-                self.refresh_database(name, state)
-            if self.settings.file_sets:
-                self.refresh_restic()
+    def read_bucket(self) -> None:
+        """The wal-g and restic state of the bucket (raises what S3 raises)."""
+        for name, state in self.databases.items():
+            self.refresh_database(name, state)
+        if self.settings.file_sets:
+            self.refresh_restic()
 
-        except (BotoCoreError, ClientError) as error:
+    def refresh(self) -> bool:
+        """Refresh everything exported for this target. Nothing raises out of here: a failure
+        keeps the last good values, counts an error and sets `up` to 0 (the loop goes on)."""
+        try:
+            self.read_bucket()
+            self.drill = drill.read_results(self.settings, self.target)
+        except Exception as error:  # S3, an unexpected object, the drill's result file
             self.up = False
             self.errors += 1
-            log.warning("reading %s failed, keeping the last known values: %s",
-                        self.storage.bucket, error)
+            log.warning("refreshing %s (%s) failed, keeping the last known values: %s",
+                        self.target, self.storage.bucket, tools.describe_failure(error))
             return False
         finally:
             self.refreshes += 1
@@ -232,15 +260,16 @@ class BucketReader:
                          or time.monotonic() - self.delete_markers_scanned >= interval):
             try:
                 self.scan_delete_markers()
-            except (BotoCoreError, ClientError) as error:  # e.g. no s3:ListBucketVersions
+            except Exception as error:  # e.g. no s3:ListBucketVersions
                 self.delete_marker_errors += 1
                 self.delete_markers_scanned = time.monotonic()
-                log.warning("delete-marker scan of %s failed: %s", self.storage.bucket, error)
+                log.warning("delete-marker scan of %s failed: %s", self.storage.bucket,
+                            tools.describe_failure(error))
         return True
 
 
 class BackupCollector(Collector):
-    """Renders the readers' last state and the drill results; never reads S3 itself."""
+    """Renders the readers' last state, drill results included; reads neither S3 nor files."""
 
     def __init__(self, settings: AgentSettings, readers: list[BucketReader]) -> None:
         self.settings = settings
@@ -253,12 +282,14 @@ class BackupCollector(Collector):
     def _bucket_metrics(self) -> Iterator[Any]:
         labels = ["target", "bucket"]
         up = GaugeMetricFamily("backup_exporter_s3_up",
-                               "1 if the last refresh read the bucket, 0 if it failed",
-                               labels=labels)
+                               "1 if the last refresh of this target succeeded (bucket read, "
+                               "drill results parsed), 0 if it failed", labels=labels)
         errors = CounterMetricFamily("backup_exporter_s3_errors",
-                                     "Refreshes that failed to read the bucket", labels=labels)
+                                     "Refreshes of this target that failed, for any reason",
+                                     labels=labels)
         refreshed = GaugeMetricFamily("backup_exporter_last_refresh_timestamp_seconds",
-                                      "When the bucket was last read successfully", labels=labels)
+                                      "When this target was last refreshed successfully",
+                                      labels=labels)
         requests = CounterMetricFamily("backup_exporter_s3_requests",
                                        "S3 requests made by the exporter",
                                        labels=[*labels, "operation"])
@@ -328,15 +359,14 @@ class BackupCollector(Collector):
                                      "When the last restore drill finished", labels=labels)
         duration = GaugeMetricFamily("backup_drill_duration_seconds",
                                      "How long the last restore drill took", labels=labels)
-        for target in ("primary", "replica"):
-            results = drill.read_results(self.settings, target)
-            if results is None:
+        for reader in self.readers:
+            if reader.drill is None:
                 continue
-            for outcome in results["outcomes"]:
-                values = [target, outcome["kind"], outcome["name"]]
-                success.add_metric(values, 1.0 if outcome["success"] else 0.0)
-                finished.add_metric(values, results["finished"])
-                duration.add_metric(values, outcome["duration_seconds"])
+            for outcome in reader.drill.outcomes:
+                values = [reader.target, outcome.kind, outcome.name]
+                success.add_metric(values, 1.0 if outcome.success else 0.0)
+                finished.add_metric(values, reader.drill.finished)
+                duration.add_metric(values, outcome.duration_seconds)
         yield from (success, finished, duration)
 
 

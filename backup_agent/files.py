@@ -135,9 +135,13 @@ def restore_and_compare(settings: AgentSettings, storage: Storage, file_set: Fil
     if not data:
         raise RuntimeError(f"file set {file_set.name}: no snapshot with recorded hashes")
     newest = max(data, key=lambda s: s["time"])
-    manifest = json.loads(restic(settings, storage, [
-        "dump", manifests[snapshot_tag(newest["id"])]["id"], f"/{MANIFEST_NAME}"]).stdout)
-    restic(settings, storage, ["restore", newest["id"], "--target", str(target), "--verify"])
+    try:
+        manifest = json.loads(restic(settings, storage, [
+            "dump", manifests[snapshot_tag(newest["id"])]["id"], f"/{MANIFEST_NAME}"]).stdout)
+        restic(settings, storage, ["restore", newest["id"], "--target", str(target), "--verify"])
+    except tools.ToolError as error:  # restic names the files (or packs) it could not read
+        raise RuntimeError(f"file set {file_set.name}: snapshot {newest['id'][:8]}: "
+                           f"{error}") from error
     restored = hash_tree(str(target) + path for path in newest["paths"])
     expected = {str(target) + path: digest for path, digest in manifest["files"].items()}
     wrong = sorted(path for path, digest in expected.items() if restored.get(path) != digest)

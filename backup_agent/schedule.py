@@ -23,7 +23,7 @@ from croniter import croniter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from backup_agent import drill, files, postgres
+from backup_agent import drill, files, postgres, tools
 from contract.agent_settings import AgentSettings
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class Scheduler:
                     ok = True
                     break
                 except Exception as error:  # a failed job is reported, the scheduler goes on
-                    summary, ok = str(error), False
+                    summary, ok = tools.describe_failure(error), False
                     log.error("%s failed (attempt %d of %d): %s", job, attempt, attempts, error)
                     if attempt < attempts:
                         self.sleep(self.settings.retry.delay_seconds)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from contract.agent_settings import AgentSettings, Database, Storage
 
@@ -26,19 +29,39 @@ log = logging.getLogger(__name__)
 RESTIC_NO_REPOSITORY_EXIT = 10
 _RESTIC_NO_REPOSITORY_TEXT = ("Is there a repository at the following location?",
                               "unable to open config file")
+STDERR_LINES = 5  # of a failed tool's stderr, in its error message
 
 
 class ToolError(RuntimeError):
+    """A tool exited non-zero: the message is the command, its exit code and the last lines of
+    its stderr (where restic, wal-g and PostgreSQL say what failed: a pack, a file, a segment).
+    Commands carry no secret (secrets are files), so the whole command line is shown."""
+
     def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
         self.argv = list(argv)
         self.returncode = returncode
         self.stderr = stderr
-        lines = stderr.strip().splitlines()
-        # The tools' own error lines first (they may be followed by long diagnostics).
-        errors = [line for line in lines if re.match(r"^(ERROR|FATAL|Fatal|error)\b", line)]
-        detail = (errors or lines)[-5:]
-        super().__init__(f"{argv[0]} {argv[1] if len(argv) > 1 else ''} exited {returncode}: "
-                         + " | ".join(detail))
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        super().__init__(f"`{shlex.join(self.argv)}` exited {returncode}"
+                         + (": " + " | ".join(lines[-STDERR_LINES:]) if lines
+                            else " (no output on stderr)"))
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line for a failed step: what failed and what the tool or service said."""
+    if isinstance(error, psycopg.Error):
+        first = str(error).strip().splitlines()
+        return f"PostgreSQL: {first[0] if first else type(error).__name__}"
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return (f"S3 {error.operation_name}: {details.get('Code', '?')} "
+                f"{details.get('Message', '')}".rstrip())
+    if isinstance(error, BotoCoreError):
+        return f"S3: {error}"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    text = " ".join(str(error).split())
+    return text if isinstance(error, RuntimeError) and text else f"{type(error).__name__}: {text}"
 
 
 @dataclass(frozen=True)

@@ -129,9 +129,12 @@ class Reader:
             self.fail(name, f"got {describe(value)}; allowed: " + ", ".join(allowed))
         return value
 
-    def boolean(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool | None = None) -> bool:
+        """true or false; without a default, required."""
         value = self.value(name)
         if value is None:
+            if default is None:
+                self._required(name, "true or false")
             return default
         # Top-level Pulumi config reaches a program as text.
         if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -159,16 +162,18 @@ class Reader:
              maximum: int | None = None) -> Any:
         return self.integer(name, default, required=required, maximum=maximum, unit="days")
 
-    def number(self, name: str, default: float, *, minimum: float = 0.0,
+    def number(self, name: str, default: float | None = None, *, minimum: float = 0.0,
                maximum: float | None = None, unit: str = "") -> float:
-        """A number (whole or not) within [minimum, maximum]."""
+        """A number (whole or not) within [minimum, maximum]; without a default, required."""
+        allowed = f"a number{f' of {unit}' if unit else ''} {number_range(minimum, maximum)}"
         value = self.value(name)
         if value is None:
+            if default is None:
+                self._required(name, allowed)
             return default
         if (isinstance(value, bool) or not isinstance(value, int | float) or value != value
                 or value < minimum or (maximum is not None and value > maximum)):
-            self.fail(name, f"got {describe(value)}; allowed: a number"
-                            f"{f' of {unit}' if unit else ''} {number_range(minimum, maximum)}")
+            self.fail(name, f"got {describe(value)}; allowed: {allowed}")
         return float(value)
 
     def strings(self, name: str, *, required: bool = False,

@@ -200,8 +200,14 @@ def test_status_table_shows_each_backup_against_its_rpo(settings, s3, bucket, sh
     drill.write_results(settings, "primary", [
         drill.DrillOutcome("postgres", "biometrics", True, 12.5, "ok"),
         drill.DrillOutcome("files", "app", False, 3.0, "hash mismatch")])
-    assert cli.main(["--settings", str(shared_dir / "settings.json"), "status"]) == 0
-    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert cli.main(["--settings", str(shared_dir / "settings.json"), "status"]) == 1
+    output = capsys.readouterr()
+    # A check: late or failed things make it exit 1, named in one line.
+    assert output.err == (
+        "error: status: primary wal biometrics: no backup, beyond its rpo 1 day, 0:00:00; "
+        "primary restic snapshot app: no backup, beyond its rpo 1 day, 0:00:00; primary restic "
+        "snapshot app: the last drill failed\n")
+    lines = [line.split() for line in output.out.splitlines()]
     assert lines[0] == ["target", "kind", "name", "newest", "age", "rpo", "state", "last",
                         "drill"]
     assert len(lines) == 4  # header, base backup, wal, restic snapshot

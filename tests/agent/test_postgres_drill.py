@@ -191,10 +191,13 @@ def test_backup_under_writes_then_drill_recovers_exact_counts(pg_settings, datab
                   Body=lzma.compress(bytes(segment), format=lzma.FORMAT_ALONE))
     [damaged] = drill.run_drill(restore)
     assert not damaged.success
-    assert "exited during recovery" in damaged.detail
+    # Named by what could not be restored: the base backup and its restore point.
+    assert damaged.detail.startswith(
+        f"base backup {point.backup_name} (restore point {point.restore_point}): the restored "
+        "server exited during recovery: ")
     assert list(Path(restore.state_dir, "drill").iterdir()) == []
     results = drill.read_results(restore, "primary")
-    assert [o["success"] for o in results["outcomes"]] == [False]
+    assert [o.success for o in results.outcomes] == [False]
 
 
 def test_retention_deletes_older_full_backups_and_their_wal(pg_settings, s3, bucket):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import boto3
@@ -103,11 +104,25 @@ def test_corrupt_pack_fails_check_drill_and_metric(file_set_settings, s3, bucket
     with pytest.raises(tools.ToolError) as failure:
         files.restic(settings, settings.primary, ["check", "--read-data"])
     assert failure.value.returncode == 1
+    # The command, its exit code and restic's last lines, which name the damaged pack.
+    pack = biggest.rsplit("/", 1)[1]
+    assert str(failure.value).startswith("`restic check --read-data` exited 1: ")
+    assert f"Pack ID does not match, want {pack}" in str(failure.value)
 
     restore_settings = make(role="restore", jobs=["drill"])
     [outcome] = drill.run_drill(restore_settings)
     assert (outcome.kind, outcome.success) == ("files", False)
-    collector = exporter.BackupCollector(restore_settings, [])
+    # Named by what restic could not restore: the snapshot, and the file restic says.
+    snapshot = next(s for s in files.snapshots(settings, settings.primary,
+                                               settings.file_set("app"))
+                    if files.MANIFEST_TAG not in s.get("tags", []))
+    assert re.fullmatch(
+        rf"file set app: snapshot {snapshot['short_id']}: `restic --no-lock restore "
+        rf"{snapshot['id']} --target \S+ --verify` exited 1: ignoring error for \S+: ciphertext "
+        r"verification failed \| .*Fatal: There were \d+ errors", outcome.detail), outcome.detail
+    reader = exporter.BucketReader(restore_settings, "primary", restore_settings.primary)
+    assert reader.refresh()
+    collector = exporter.BackupCollector(restore_settings, [reader])
     metrics = {m.name: m for m in collector.collect()}
     [sample] = metrics["backup_drill_success"].samples
     assert (sample.labels, sample.value) == (
@@ -148,5 +163,5 @@ def test_failover_drill_reads_the_replica_bucket(file_set_settings, s3, bucket, 
                    replica={"bucket": replica, "region": "eu-west-1", "endpoint": moto_endpoint})
     [outcome] = drill.run_drill(restore, "replica")
     assert (outcome.kind, outcome.success) == ("files", True)
-    assert drill.read_results(restore, "replica")["target"] == "replica"
+    assert drill.read_results(restore, "replica").target == "replica"
     assert drill.read_results(restore, "primary") is None
