@@ -71,7 +71,7 @@ def ensure_repository(settings: AgentSettings, storage: Storage) -> None:
     if probe.returncode == 0:
         return
     if not tools.restic_repository_missing(probe):
-        raise tools.ToolError(["restic", "cat", "config"], probe.returncode, probe.stderr)
+        raise tools.ToolError(probe.argv, probe.returncode, probe.stderr)
     log.info("no restic repository at %s: initialising", storage.restic_repository)
     restic(settings, storage, ["init"])
 

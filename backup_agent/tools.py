@@ -69,6 +69,7 @@ class Result:
     stdout: str
     stderr: str
     returncode: int
+    argv: tuple[str, ...] = ()
 
 
 def run(argv: Sequence[str], env: Mapping[str, str], *, check: bool = True,
@@ -79,7 +80,7 @@ def run(argv: Sequence[str], env: Mapping[str, str], *, check: bool = True,
         check=False,
     )
     result = Result(completed.stdout.decode(errors="replace"),
-                    completed.stderr.decode(errors="replace"), completed.returncode)
+                    completed.stderr.decode(errors="replace"), completed.returncode, tuple(argv))
     if check and result.returncode != 0:
         raise ToolError(argv, result.returncode, result.stderr)
     return result
