@@ -226,6 +226,9 @@ def _exporter(settings: AgentSettings, args: argparse.Namespace) -> int:
 def _schedule(settings: AgentSettings, args: argparse.Namespace) -> int:
     for job in settings.jobs:
         _check_job(settings, job)
+    if settings.webhook_url_file is not None:
+        _readable_file("webhookUrlFile", settings.webhook_url_file,
+                       "the status webhook's URL (the Pulumi secret webhookUrl)")
     scheduler = schedule.Scheduler(settings)
     registry = CollectorRegistry()
     registry.register(schedule.SchedulerCollector(scheduler))

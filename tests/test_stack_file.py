@@ -266,3 +266,44 @@ def test_the_command_line_names_a_missing_stack(argv, message):
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == message
     assert "Traceback" not in result.stderr
+
+
+# --- under the real CLI: the engine's config, RunError --------------------------------------
+
+def test_pulumi_up_with_every_secret_set_the_documented_way_declares_the_runtime():
+    from components.preview.recording import run_program
+    from tests.conftest import stack_config
+
+    secrets = {f"biometrics-backup:{key}": value for key, value in {
+        "resticPassword": "restic-secret", "webhookUrl": "https://hooks.example/secret",
+        "databasePasswords": '{"biometrics": "db-secret"}'}.items()}
+    run = run_program(ROOT / "infra", stack="prod", config={**stack_config("prod"), **secrets},
+                      secret_keys=tuple(secrets), preview=False)
+    assert len(run.of_type("docker:index/container:Container")) == 3
+    assert run.warnings == [w for w in run.warnings if "is not set" not in w]
+
+
+def test_the_program_refuses_as_a_run_error_from_the_engines_environment(monkeypatch):
+    """The language host hands config over in PULUMI_CONFIG and the secret keys in
+    PULUMI_CONFIG_SECRET_KEYS; a refusal is a pulumi.RunError, which it prints as one line
+    without a traceback (pulumi-language-python-exec: `except pulumi.RunError`)."""
+    import json
+
+    import pulumi
+
+    from components.preview.recording import StackRun, run_program
+    from tests.conftest import stack_config
+
+    config = {**stack_config("prod"), "biometrics-backup:resticPassword": "hunter2"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", "[]")
+    run = StackRun()
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program(ROOT / "infra", stack="prod", config={}, run=run)
+    assert str(raised.value) == (
+        "biometrics-backup:resticPassword: is plain text in the stack file; allowed: an "
+        "encrypted value, set with: pulumi config set --secret resticPassword")
+    assert run.resources == []
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS",
+                       json.dumps(["biometrics-backup:resticPassword"]))
+    assert len(run_program(ROOT / "infra", stack="prod", config={}).resources) == 72

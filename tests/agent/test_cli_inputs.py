@@ -304,3 +304,10 @@ def test_the_exporter_listens_on_the_address_its_settings_name(write):
         process.terminate()
         process.communicate(timeout=20)
     assert process.returncode == 0
+
+
+def test_the_scheduler_refuses_a_missing_webhook_file(write):
+    code, stderr = write("schedule", webhookUrlFile="/run/secrets/webhook-url")
+    assert (code, one_line(stderr)) == (
+        2, "error: webhookUrlFile /run/secrets/webhook-url: no such file; allowed: a readable "
+           "file with the status webhook's URL (the Pulumi secret webhookUrl)")
