@@ -155,6 +155,13 @@ def _serve(registry: CollectorRegistry, address: str, port_number: int,
     return stop
 
 
+def _wait(stop: threading.Event) -> None:
+    """Until SIGTERM/SIGINT. With a timeout: a signal the kernel delivers to another thread only
+    runs its Python handler when the main thread next runs, which an untimed wait never does."""
+    while not stop.wait(1.0):
+        pass
+
+
 # --- the commands -------------------------------------------------------------------------
 
 def _run(settings: AgentSettings, args: argparse.Namespace) -> int:
@@ -218,7 +225,7 @@ def _exporter(settings: AgentSettings, args: argparse.Namespace) -> int:
                   args.port or settings.metrics_port, setting)
     loop = exporter.RefreshLoop(collector, settings.refresh_seconds)
     loop.start()
-    stop.wait()
+    _wait(stop)
     loop.stop()
     return 0
 

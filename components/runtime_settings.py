@@ -45,8 +45,9 @@ _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?
 # runs less than monthly leaves its backups or its proof a month old.
 MIN_SCHEDULE_GAP: Final = dt.timedelta(hours=1)
 MAX_SCHEDULE_GAP: Final = dt.timedelta(days=31)
-# Docker refuses a memory limit below 6 MB ("Minimum memory limit allowed is 6MB", Docker docs
-# "Resource constraints"); pulumi-docker's `memory` is in MB.
+# Docker refuses a memory limit below 6 MB (the daemon: "Minimum memory limit allowed is 6MB";
+# Amazon ECS ContainerDefinition reference: Docker 20.10+ reserves 6 MiB per container);
+# pulumi-docker's `memory` is in MB.
 DOCKER_MIN_MEMORY_MB: Final = 6
 
 

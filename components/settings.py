@@ -83,7 +83,8 @@ MAX_ROLE_NAME: Final = 64
 # The environment names GitHub roles and defaults to the stack name, which Pulumi limits to
 # these characters.
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# S3 refuses a default retention beyond 100 years; no lifecycle or log period here is longer.
+# 100 years: the longest default retention an S3 Object Lock accepts (not observed here; the S3
+# API reference gives no bound); no lifecycle or log period here is longer.
 MAX_DAYS: Final = 36500
 
 
