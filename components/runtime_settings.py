@@ -18,7 +18,6 @@ Secrets are not here: `pulumi config set --secret` keys (SECRET_CONFIG_KEYS) hol
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -205,37 +204,19 @@ def _docker_host(item: _Reader) -> DockerHost:
                       cert_path)
 
 
-def _address(reader: _Reader, name: str, default: str) -> str:
-    value = reader.string(name, default, allowed="an IP address of the host")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        reader.fail(name, f"got {describe(value)}; allowed: an IP address of the host "
-                          "(0.0.0.0: every interface)")
-    return value
-
-
 def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
     reader.reject_unknown(("image", "hosts", "databases", "fileSets", "drill", "exporter",
                            "retry", "webhook", "memoryMb"))
-    hosts: dict[str, DockerHost] = {}
-    for item in reader.items("hosts"):
-        host = _docker_host(item)
-        if host.name in hosts:
-            raise ConfigError(item.key("name"), f"{host.name!r} appears twice; allowed: each "
-                              "host once")
-        hosts[host.name] = host
+    listed = [_docker_host(item) for item in reader.items("hosts")]
+    reader.unique_names("hosts", [host.name for host in listed])
+    hosts = {host.name: host for host in listed}
     if not hosts:
         raise ConfigError(reader.key("hosts"), "needs at least one host; allowed: a list of "
                           "{name, dockerHost, instanceProfile}")
     databases = tuple(_database(item, hosts, settings) for item in reader.items("databases"))
     file_sets = tuple(_file_set(item, hosts) for item in reader.items("fileSets"))
-    for kind, items in (("databases", databases), ("fileSets", file_sets)):
-        names = [i.name for i in items]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise ConfigError(f"runtime.{kind}[{index}].name", f"{name!r} appears twice; "
-                                  "allowed: each name once")
+    reader.unique_names("databases", [d.name for d in databases])
+    reader.unique_names("fileSets", [f.name for f in file_sets])
     drill = reader.child("drill")
     drill.reject_unknown(("host", "schedule"))
     exporter = reader.child("exporter")
@@ -254,7 +235,9 @@ def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
         drill_host=_host_ref(drill, hosts, "restore", "the restore drill (read-only)"),
         drill_schedule=_cron(drill, "schedule"),
         exporter_host=_host_ref(exporter, hosts, "restore", "the exporter (read-only)"),
-        exporter_address=_address(exporter, "listenAddress", "0.0.0.0"),
+        exporter_address=exporter.ip_address("listenAddress", "0.0.0.0",
+                                             allowed="an IP address of the host (0.0.0.0: "
+                                                     "every interface)"),
         metrics_port=_positive(exporter, "port", defaults.metrics_port, maximum=MAX_PORT),
         retry_attempts=_positive(retry, "attempts", agent_settings.Retry.attempts, maximum=100),
         retry_delay_seconds=_positive(retry, "delaySeconds",

@@ -9,7 +9,6 @@ webhook URL are paths of files mounted into the container.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -298,23 +297,6 @@ def _file_set(reader: Reader) -> FileSet:
     )
 
 
-def _unique_names(reader: Reader, key: str, names: list[str]) -> None:
-    for index, name in enumerate(names):
-        if name in names[:index]:
-            raise reader.error(f"{key}[{index}].name", f"{name!r} appears twice; allowed: "
-                               "each name once")
-
-
-def _address(reader: Reader, name: str, default: str) -> str:
-    value = reader.string(name, default, allowed="an IP address to listen on")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        reader.fail(name, f"got {describe(value)}; allowed: an IP address to listen on "
-                          "(0.0.0.0, 127.0.0.1, ::)")
-    return value
-
-
 def parse(data: Any) -> AgentSettings:
     """Validate the settings file's object; raises SettingsError naming the key."""
     if not isinstance(data, Mapping):
@@ -324,8 +306,8 @@ def parse(data: Any) -> AgentSettings:
     role = reader.choice("role", ROLES)
     databases = tuple(_database(item) for item in reader.items("databases"))
     file_sets = tuple(_file_set(item) for item in reader.items("fileSets"))
-    _unique_names(reader, "databases", [d.name for d in databases])
-    _unique_names(reader, "fileSets", [f.name for f in file_sets])
+    reader.unique_names("databases", [d.name for d in databases])
+    reader.unique_names("fileSets", [f.name for f in file_sets])
     known = [f"postgres:{d.name}" for d in databases] + [f"files:{f.name}" for f in file_sets]
     jobs = reader.strings("jobs", allowed="a job id: " + ", ".join([*known, DRILL_JOB]))
     for index, job in enumerate(jobs):
@@ -356,7 +338,9 @@ def parse(data: Any) -> AgentSettings:
         retry=Retry(attempts=retry.integer("attempts", Retry.attempts, maximum=100),
                     delay_seconds=retry.number("delaySeconds", Retry.delay_seconds,
                                                unit="seconds")),
-        metrics_address=_address(reader, "metricsAddress", AgentSettings.metrics_address),
+        metrics_address=reader.ip_address("metricsAddress", AgentSettings.metrics_address,
+                                          allowed="an IP address to listen on (0.0.0.0, "
+                                                  "127.0.0.1, ::)"),
         metrics_port=reader.integer("metricsPort", AgentSettings.metrics_port, maximum=MAX_PORT),
         refresh_seconds=reader.number("refreshSeconds", AgentSettings.refresh_seconds,
                                       minimum=0.1, unit="seconds"),

@@ -9,6 +9,7 @@ Callers give the error class: it says which namespace or file the key path belon
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -194,3 +195,19 @@ class Reader:
         if required and not value:
             self.fail(name, f"is empty; allowed: a list of one or more, each {allowed}")
         return tuple(value)
+
+    def ip_address(self, name: str, default: str, *, allowed: str) -> str:
+        """An IPv4 or IPv6 address (text)."""
+        value = self.string(name, default, allowed=allowed)
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            self.fail(name, f"got {describe(value)}; allowed: {allowed}")
+        return value
+
+    def unique_names(self, name: str, names: Sequence[str]) -> None:
+        """The `name` of each item of the list `name` appears once."""
+        for index, item in enumerate(names):
+            if item in names[:index]:
+                raise self.error(f"{self.key(name)}[{index}].name", f"{item!r} appears twice; "
+                                 "allowed: each name once")
