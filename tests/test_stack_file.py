@@ -151,6 +151,9 @@ def test_every_mutation_of_the_prod_stack_file_runs_or_is_refused_in_one_line(pr
             assert not [line for line in stderr.splitlines()
                         if not line.startswith(("warning: ", "error: mandatory compliance"))]
             assert (project / "out" / name / "summary.md").exists()
+            # A null that became an empty rule instead of the default (or a refusal).
+            assert not [rendered for rendered in (project / "out" / name).rglob("lifecycle.json")
+                        if '"Expiration": {}' in rendered.read_text()], label(kind, path, value)
             previews[key] = code
     print(f"\nstack-file mutations: {tried} tried, {refused} refused, {accepted} accepted as "
           f"valid ({len(previews)} distinct configurations previewed, "
