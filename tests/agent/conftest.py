@@ -27,10 +27,23 @@ from backup_agent import config
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
 REGION = "eu-central-1"
 TABLES = ("users", "sessions", "biometrics_data")
+
+
+def postgres_bindir() -> Path:
+    """The server binaries of the installed postgresql-15 package. Debian keeps them off PATH, and
+    its pg_config describes libpq (not the server) unless libpq-dev is installed, so ask dpkg."""
+    listing = subprocess.run(["dpkg-query", "-L", "postgresql-15"], capture_output=True, text=True)
+    for line in listing.stdout.splitlines():
+        if line.endswith("/bin/postgres"):
+            return Path(line).parent
+    pytest.fail("no PostgreSQL 15 server found: dpkg-query -L postgresql-15 lists no bin/postgres "
+                "(scripts/test-prerequisites installs it)")
+
+
+PG_BIN = postgres_bindir()
 
 
 def free_port() -> int:
