@@ -33,13 +33,15 @@ STYLE = """
 body { font-family: sans-serif; margin: 1.5rem; color: #212121; }
 table { border-collapse: collapse; width: 100%; }
 th, td { padding: .4rem .6rem; border-bottom: 1px solid #ddd; text-align: left; }
+td.age { white-space: nowrap; }
+tr.overdue { background: #ffebee; }
 .track { display: inline-block; width: 10rem; height: .8rem; background: #e0e0e0;
          vertical-align: middle; margin-right: .5rem; }
-.bar { height: 100%; }
+.bar { display: block; height: 100%; }
 .bar.ok { background: #2e7d32; }
 .bar.overdue { background: #c62828; }
-.overdue, .failed, .unreadable { color: #c62828; font-weight: bold; }
-.ok, .passed { color: #2e7d32; }
+span.overdue, span.failed, li.unreadable { color: #c62828; font-weight: bold; }
+span.ok, span.passed, li.ok { color: #2e7d32; }
 """
 
 Environ = dict[str, Any]
@@ -56,8 +58,8 @@ def _age_cell(value: Freshness) -> str:
     filled = 100.0 if value.age_seconds is None else min(
         100.0, 100.0 * max(value.age_seconds, 0.0) / value.max_age_seconds)
     age = "none" if value.age_seconds is None else status.duration(value.age_seconds)
-    return (f'<span class="track"><span class="bar {verdict}" style="width: {filled:.0f}%; '
-            f'display: block"></span></span><span class="{verdict}">{_e(age)} of '
+    return (f'<span class="track"><span class="bar {verdict}" style="width: {filled:.0f}%">'
+            f'</span></span><span class="{verdict}">{_e(age)} of '
             f"{_e(status.duration(value.max_age_seconds))}</span>")
 
 
@@ -86,7 +88,7 @@ def _row(row: TargetRow, now: float) -> str:
             f"<td>{_e(row.target)}</td><td>{_e(row.kind)}</td><td>{_e(row.name)}</td>"
             f"<td>{_e(row.bucket)}/{_e(row.prefix)}</td>"
             f"<td><time>{_e(status.when(row.backup.newest))}</time></td>"
-            f"<td>{_age_cell(row.backup)}</td><td>{_wal_cell(row.wal)}</td>"
+            f'<td class="age">{_age_cell(row.backup)}</td><td>{_wal_cell(row.wal)}</td>'
             f"<td>{_drill_cell(row, now)}</td></tr>")
 
 
@@ -109,7 +111,7 @@ def render_page(rows: Sequence[TargetRow], now: float) -> str:
         '<a href="/metrics">Prometheus metrics</a></p>',
         "<ul>", *(_bucket_line(row, now) for row in buckets.values()), "</ul>",
         "<table><thead><tr><th>target</th><th>kind</th><th>name</th><th>prefix</th>"
-        "<th>newest backup</th><th>age of its limit</th><th>WAL archiving</th>"
+        "<th>newest backup</th><th>age against its limit</th><th>WAL archiving</th>"
         "<th>last drill</th></tr></thead><tbody>",
         *(_row(row, now) for row in rows),
         "</tbody></table></body></html>", "",
