@@ -30,7 +30,8 @@ def github_anchors(markdown: str) -> set[str]:
     """The ids GitHub gives a document's headings: lower case, punctuation dropped, spaces as
     hyphens, a repeated id suffixed -1, -2, ..."""
     anchors: set[str] = set()
-    for heading in re.findall(r"^#{1,6} +(.+?) *$", markdown, flags=re.MULTILINE):
+    text = re.sub(r"^```.*?^```", "", markdown, flags=re.MULTILINE | re.DOTALL)
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", text, flags=re.MULTILINE):
         anchor = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         candidate, number = anchor, 0
         while candidate in anchors:
@@ -67,7 +68,8 @@ def test_every_rule_is_unit_tested():
 
 
 def test_github_anchors_follow_githubs_rules():
-    assert github_anchors("# A title\n## `backup-agent` (x), y\n### Same\n### Same\n") == {
+    assert github_anchors("# A title\n## `backup-agent` (x), y\n### Same\n### Same\n"
+                          "```sh\n# a comment, not a heading\n```\n") == {
         "a-title", "backup-agent-x-y", "same", "same-1"}
 
 
