@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, required_tool
 
 # What pulumi-language-python does: cwd = project root, `runpy.run_path("infra/")`, so only
 # infra/ is on sys.path. `-I` keeps the cwd and PYTHON* variables off sys.path too: `components`
@@ -51,9 +49,7 @@ def test_preview_cli_writes_documents(tmp_path: Path):
     assert "`aws:s3/bucket:Bucket` **backup-primary-bucket** (region eu-central-1, protected)" \
         in summary
     scrape = out / "monitoring/scrape-configs.yml"
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (.ci/run does)")
+    promtool = required_tool("promtool", "prometheus")
     check = subprocess.run([promtool, "check", "config", str(scrape)], capture_output=True,
                            text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -7,12 +7,13 @@ tests/agent/test_monitoring.py.)
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "monitoring" / "backup-alerts.yml"
@@ -43,10 +44,7 @@ def github_anchors(markdown: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (.ci/run does)")
-    return found
+    return required_tool("promtool", "prometheus")
 
 
 def test_rules_pass_promtool_unit_tests(promtool):
@@ -99,10 +97,7 @@ def test_a_runbook_link_to_a_missing_section_is_caught():
 
 @pytest.fixture(scope="module")
 def amtool() -> str:
-    found = shutil.which("amtool")
-    if found is None:
-        pytest.fail("amtool is missing: apt-get install prometheus-alertmanager")
-    return found
+    return required_tool("amtool", "prometheus-alertmanager")
 
 
 def test_alertmanager_example_is_valid_and_routes_every_severity(amtool):

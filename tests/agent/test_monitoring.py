@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backup_agent import config, drill
 from backup_agent.exporter import segment_name
+from tests.conftest import required_tool
 
 from .chromium import Chromium
 from .conftest import REGION, free_port, stop_process, wait_for_port
@@ -259,9 +260,7 @@ def test_dashboard_covers_what_the_on_call_person_needs():
 
 
 def test_every_dashboard_query_is_valid_promql(tmp_path):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (.ci/run does)")
+    promtool = required_tool("promtool", "prometheus")
     queries = {**panel_queries(), **variable_queries()}
     rules = {"groups": [{"name": "dashboard", "rules": [
         {"record": "dashboard:" + re.sub(r"\W", "_", name), "expr": substituted(expression)}
@@ -275,8 +274,7 @@ def test_every_dashboard_query_is_valid_promql(tmp_path):
 
 
 def test_promtool_refuses_an_invalid_query(tmp_path):
-    promtool = shutil.which("promtool")
-    assert promtool is not None
+    promtool = required_tool("promtool", "prometheus")
     path = tmp_path / "bad.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
         {"record": "x:y", "expr": "sum by (target (backup_x)"}]}]}))
@@ -366,10 +364,7 @@ ROWS_SCRIPT = """JSON.stringify({
 
 
 def test_status_page_in_headless_chromium(live, tmp_path_factory, capsys):
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail("chromium is missing: apt-get install chromium")
-    browser = Chromium(binary)
+    browser = Chromium(required_tool("chromium", "chromium"))
     try:
         browser.open(live.exporter + "/")
         page = json.loads(browser.evaluate(ROWS_SCRIPT))
