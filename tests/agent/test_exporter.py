@@ -15,7 +15,7 @@ from botocore.config import Config
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import cli, drill, exporter
+from backup_agent import cli, drill, exporter, status, status_page
 from backup_agent.exporter import BucketReader, CountingClient, segment_name
 
 from .conftest import REGION, free_port, wait_for_port
@@ -149,8 +149,13 @@ def test_s3_unreachable_keeps_last_values_and_says_so(settings, s3, bucket):
     values = metric_values(exporter.BackupCollector(settings, [reader]))
     assert only(values, "backup_exporter_s3_up") == 0
     assert only(values, "backup_exporter_s3_errors_total") == 1
-    assert only(values, "backup_postgres_base_backup_timestamp_seconds") == dt.datetime(
-        2026, 1, 1, 0, 10, tzinfo=dt.UTC).timestamp()
+    finish = dt.datetime(2026, 1, 1, 0, 10, tzinfo=dt.UTC).timestamp()
+    assert only(values, "backup_postgres_base_backup_timestamp_seconds") == finish
+    # The status rows, table and page say so too, and keep showing the last known state.
+    database, _ = status.rows(settings, reader, time.time())
+    assert (database.bucket_readable, database.backup.newest) == (False, finish)
+    assert status.to_table([database]).splitlines()[1].endswith("UNREADABLE")
+    assert '<li class="unreadable">primary (' in status_page.render_page([database], time.time())
 
 
 def test_scrapes_are_served_from_the_refresh_loop_without_reading_s3(settings, s3, bucket):
