@@ -8,11 +8,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import config, drill, exporter, postgres, schedule, status
+from backup_agent import config, drill, exporter, postgres, schedule, status, status_page
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("schedule", help="run the jobs placed on this host on their schedules")
     export = commands.add_parser("exporter", help="serve repository state as Prometheus metrics")
     export.add_argument("--port", type=int, help="default: metricsPort from the settings")
-    commands.add_parser("status", help="a table of the newest backups and drills")
+    status_parser = commands.add_parser("status", help="a table of the newest backups and drills")
+    status_parser.add_argument("--json", action="store_true",
+                               help="the same rows as JSON (what the exporter's / shows)")
     keep = commands.add_parser("keep", help="keep a base backup past the lock window "
                                "(permanent, tagged Retention=active, legal hold)")
     keep.add_argument("database")
@@ -38,8 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(registry: CollectorRegistry, port: int) -> threading.Event:
-    start_http_server(port, registry=registry)
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *_: object) -> None:  # scrapes every few seconds: not worth a line
+        pass
+
+
+def _serve(app: status_page.WsgiApp, port: int) -> threading.Event:
+    server = make_server("0.0.0.0", port, app, _ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -71,21 +85,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.backup}: {len(keys)} objects kept")
         return 0
     if args.command == "status":
-        print(status.render(settings, exporter.readers_for(settings)))
+        print(status.render(settings, exporter.readers_for(settings), as_json=args.json))
         return 0
     registry = CollectorRegistry()
     if args.command == "exporter":
         collector = exporter.BackupCollector(settings, exporter.readers_for(settings))
         registry.register(collector)
+        registry.register(status.MaxAgeCollector(settings, collector.readers))
         loop = exporter.RefreshLoop(collector, settings.refresh_seconds)
         loop.start()
-        stop = _serve(registry, args.port or settings.metrics_port)
+        stop = _serve(status_page.exporter_app(settings, collector.readers, registry),
+                      args.port or settings.metrics_port)
         stop.wait()
         loop.stop()
         return 0
     scheduler = schedule.Scheduler(settings)
     registry.register(schedule.SchedulerCollector(scheduler))
-    stop = _serve(registry, settings.metrics_port)
+    stop = _serve(make_wsgi_app(registry), settings.metrics_port)
     scheduler.serve_forever(stop)
     return 0
 

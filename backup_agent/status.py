@@ -1,15 +1,26 @@
-"""`backup-agent status`: each target's newest backup of each kind, its age against the RPO,
-and the last drill result, as a table for a human."""
+"""Each target's newest backups against their limits, and its last drill.
+
+One row model (`TargetRow`, one per bucket and database or file set) feeds `backup-agent status`
+(a table), `backup-agent status --json` (for scripts) and the exporter's status page. The same
+limits are exported as `*_max_age_seconds` gauges, so the alert rules and the dashboard judge
+"overdue" exactly as the rows do.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from croniter import croniter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from backup_agent import drill
-from backup_agent.config import AgentSettings
+from backup_agent.config import RESTIC_PREFIX, AgentSettings, Database
 from backup_agent.exporter import BucketReader
 
 BASE_BACKUP_GRACE_SECONDS = 2 * 3600
@@ -21,54 +32,160 @@ def schedule_interval_seconds(expression: str, now: dt.datetime | None = None) -
     return int((runs.get_next(dt.datetime) - first).total_seconds())
 
 
-def _age(timestamp: float | None, now: float) -> str:
-    if timestamp is None:
-        return "none"
-    return str(dt.timedelta(seconds=int(now - timestamp)))
+def base_backup_max_age(database: Database) -> int:
+    """A base backup is due once per schedule interval, plus a grace for a slow run; the
+    database's RPO itself is bounded by continuous WAL archiving (`rpoSeconds`)."""
+    return schedule_interval_seconds(database.schedule) + BASE_BACKUP_GRACE_SECONDS
 
 
-def _when(timestamp: float | None) -> str:
+def snapshot_max_age(settings: AgentSettings) -> int | None:
+    """restic's snapshots are encrypted, so the exporter sees one newest snapshot for the whole
+    repository: it must be as fresh as the strictest file set demands."""
+    return min((f.rpo_seconds for f in settings.file_sets), default=None)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    newest: float | None  # the backup's own time (sentinel FinishTime, S3 LastModified)
+    age_seconds: float | None
+    max_age_seconds: int
+    overdue: bool
+
+
+def freshness(newest: float | None, max_age: int, now: float) -> Freshness:
+    age = None if newest is None else now - newest
+    return Freshness(newest, age, max_age, age is None or age > max_age)
+
+
+@dataclass(frozen=True)
+class LastDrill:
+    result: str  # passed | failed | never
+    finished: float | None
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    target: str  # primary | replica
+    bucket: str
+    kind: str  # database | file set
+    name: str
+    prefix: str
+    backup: Freshness  # newest base backup / newest restic snapshot
+    wal: Freshness | None  # newest archived WAL segment (databases only)
+    drill: LastDrill
+    bucket_readable: bool
+    refreshed: float | None  # the last successful read of the bucket
+
+    @property
+    def overdue(self) -> bool:
+        return self.backup.overdue or (self.wal is not None and self.wal.overdue)
+
+
+def rows(settings: AgentSettings, reader: BucketReader, now: float) -> list[TargetRow]:
+    """From the reader's last state; never reads S3 (the caller refreshes, or the exporter's
+    loop does)."""
+    results = drill.read_results(settings, reader.target) or {"outcomes": [], "finished": None}
+    drills = {(o["kind"], o["name"]): LastDrill("passed" if o["success"] else "failed",
+                                                results["finished"])
+              for o in results["outcomes"]}
+    never = LastDrill("never", None)
+
+    def row(kind: str, name: str, prefix: str, backup: Freshness, wal: Freshness | None,
+            drill_kind: str) -> TargetRow:
+        return TargetRow(reader.target, reader.storage.bucket, kind, name, prefix, backup, wal,
+                         drills.get((drill_kind, name), never), reader.up, reader.last_success)
+
+    table = []
+    for database in settings.databases:
+        state = reader.databases[database.name]
+        table.append(row("database", database.name, reader.storage.database_root(database.name),
+                         freshness(state.newest_base_backup, base_backup_max_age(database), now),
+                         freshness(state.wal_newest_modified, database.rpo_seconds, now),
+                         "postgres"))
+    for file_set in settings.file_sets:
+        table.append(row("file set", file_set.name, RESTIC_PREFIX,
+                         freshness(reader.restic.newest_snapshot, file_set.rpo_seconds, now),
+                         None, "files"))
+    return table
+
+
+def duration(seconds: float | None) -> str:
+    """The two largest units: `3 d 2 h`, `5 min 3 s`, `40 s`."""
+    if seconds is None:
+        return "-"
+    remaining = max(int(seconds), 0)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if remaining >= size or (unit == "s" and not parts):
+            parts.append(f"{remaining // size} {unit}")
+            remaining %= size
+    return " ".join(parts[:2])
+
+
+def when(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def rows(settings: AgentSettings, reader: BucketReader, now: float) -> list[list[str]]:
-    results = drill.read_results(settings, reader.target) or {"outcomes": []}
-    drills = {(o["kind"], o["name"]): "passed" if o["success"] else "FAILED"
-              for o in results["outcomes"]}
-    table = []
-
-    def row(kind: str, name: str, newest: float | None, rpo: int, drill_key: tuple) -> None:
-        late = newest is None or now - newest > rpo
-        table.append([reader.target, kind, name, _when(newest), _age(newest, now),
-                      str(dt.timedelta(seconds=rpo)), "LATE" if late else "ok",
-                      drills.get(drill_key, "never")])
-
-    for database in settings.databases:
-        state = reader.databases[database.name]
-        # A base backup is due once per schedule interval; the database's RPO is bounded by
-        # continuous WAL archiving instead (an idle database archives nothing: pg_stat_archiver).
-        row("base backup", database.name, state.newest_base_backup,
-            schedule_interval_seconds(database.schedule) + BASE_BACKUP_GRACE_SECONDS,
-            ("postgres", database.name))
-        row("wal", database.name, state.wal_newest_modified, database.rpo_seconds,
-            ("postgres", database.name))
-    for file_set in settings.file_sets:
-        row("restic snapshot", file_set.name, reader.restic.newest_snapshot,
-            file_set.rpo_seconds, ("files", file_set.name))
-    return table
+def _state(value: Freshness | None) -> str:
+    if value is None:
+        return "-"
+    return f"{duration(value.age_seconds)}/{duration(value.max_age_seconds)} " + (
+        "LATE" if value.overdue else "ok")
 
 
-def render(settings: AgentSettings, readers: list[BucketReader]) -> str:
-    now = time.time()
-    header = ["target", "kind", "name", "newest", "age", "rpo", "state", "last drill"]
-    table = [header]
-    for reader in readers:
-        if not reader.refresh():
-            table.append([reader.target, "bucket unreadable", "-", "-", "-", "-", "ERROR", "-"])
-            continue
-        table += rows(settings, reader, now)
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+def to_table(table: Sequence[TargetRow]) -> str:
+    header = ["target", "kind", "name", "newest", "age/max", "wal age/max", "last drill",
+              "bucket"]
+    lines = [header] + [[
+        row.target, row.kind, row.name, when(row.backup.newest), _state(row.backup),
+        _state(row.wal), row.drill.result, "ok" if row.bucket_readable else "UNREADABLE",
+    ] for row in table]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
-                     .rstrip() for line in table)
+                     .rstrip() for line in lines)
+
+
+def to_json(table: Sequence[TargetRow]) -> str:
+    return json.dumps([asdict(row) | {"overdue": row.overdue} for row in table], indent=2)
+
+
+def render(settings: AgentSettings, readers: Sequence[BucketReader], *,
+           as_json: bool = False) -> str:
+    """`backup-agent status`: reads each bucket once now (no exporter runs in this process)."""
+    for reader in readers:
+        reader.refresh()
+    now = time.time()
+    table = [row for reader in readers for row in rows(settings, reader, now)]
+    return to_json(table) if as_json else to_table(table)
+
+
+class MaxAgeCollector(Collector):
+    """The rows' limits as gauges, per bucket: what the alert rules and the dashboard compare
+    the backups' ages with."""
+
+    def __init__(self, settings: AgentSettings, readers: Sequence[BucketReader]) -> None:
+        self.settings = settings
+        self.readers = readers
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["target", "bucket"]
+        base = GaugeMetricFamily("backup_postgres_base_backup_max_age_seconds",
+                                 "Age at which the newest base backup is overdue "
+                                 "(schedule interval + 2 h)", labels=[*labels, "database"])
+        wal = GaugeMetricFamily("backup_postgres_wal_max_age_seconds",
+                                "The database's RPO: age at which the newest archived WAL "
+                                "segment is overdue", labels=[*labels, "database"])
+        snapshot = GaugeMetricFamily("backup_restic_snapshot_max_age_seconds",
+                                     "Age at which the newest restic snapshot is overdue "
+                                     "(the smallest RPO of the file sets)", labels=labels)
+        snapshot_limit = snapshot_max_age(self.settings)
+        for reader in self.readers:
+            values = [reader.target, reader.storage.bucket]
+            for database in self.settings.databases:
+                base.add_metric([*values, database.name], base_backup_max_age(database))
+                wal.add_metric([*values, database.name], database.rpo_seconds)
+            if snapshot_limit is not None:
+                snapshot.add_metric(values, snapshot_limit)
+        yield from (base, wal, snapshot)

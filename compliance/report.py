@@ -252,11 +252,7 @@ def inventory_of_stack(stack: str, project_dir: Path | None = None) -> Inventory
 
 
 def stack_waivers(config: Mapping[str, str], stack: str) -> tuple[WaiverLike, ...]:
-    """The waivers of a stack config map (full keys, as `load_stack_config` returns it), parsed
-    by the same `parse_settings` the stack program uses, from the same keys it reads."""
-    from components.layout import PROJECT
-    from components.settings import CONFIG_KEYS, parse_settings
+    """The waivers of a stack config map (full keys, as `load_stack_config` returns it)."""
+    from components.preview.stack_config import stack_settings
 
-    raw = {name: config[f"{PROJECT}:{name}"] for name in CONFIG_KEYS
-           if f"{PROJECT}:{name}" in config}
-    return parse_settings(raw, stack=stack).waivers
+    return stack_settings(dict(config), stack).waivers

@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from croniter import croniter
 
@@ -33,6 +34,7 @@ COLD_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 COMPRESSION_METHODS: Final = ("lz4", "zstd", "lzma", "brotli")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 _DOCKER_HOST = re.compile(r"^(ssh|tcp|unix)://\S+$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # A fixed start makes the interval of a cron expression reproducible across previews.
 _CRON_SAMPLE_START: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -44,6 +46,7 @@ class DockerHost:
     name: str
     docker_host: str
     profile: str
+    metrics_address: str  # where Prometheus reaches the host's published metrics ports
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,25 @@ def _host_ref(reader: _Reader, hosts: dict[str, DockerHost], profile: str, why: 
     return name
 
 
+def _metrics_address(reader: _Reader, docker_host: str) -> str:
+    """`metricsAddress`, by default the host name of an ssh:// or tcp:// Docker host; a unix://
+    engine has no name the Prometheus server could reach, so it must be given."""
+    address = reader.string("metricsAddress") or urlsplit(docker_host).hostname
+    if not address:
+        raise ConfigError(reader.key("metricsAddress"), f"is required for dockerHost "
+                          f"{docker_host!r}: the host name or IP address Prometheus scrapes")
+    if not _ADDRESS.match(address):
+        raise ConfigError(reader.key("metricsAddress"), f"{address!r} is not allowed; allowed: "
+                          "a host name or IPv4 address, without scheme or port")
+    return address
+
+
 def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
     reader.reject_unknown(("image", "hosts", "databases", "fileSets", "drill", "exporter",
                            "retry", "webhook", "memoryMb"))
     hosts: dict[str, DockerHost] = {}
     for item in reader.items("hosts"):
-        item.reject_unknown(("name", "dockerHost", "instanceProfile"))
+        item.reject_unknown(("name", "dockerHost", "instanceProfile", "metricsAddress"))
         name = _name(item)
         if name in hosts:
             raise ConfigError(item.key("name"), f"{name!r} appears twice")
@@ -164,7 +180,8 @@ def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
             raise ConfigError(item.key("dockerHost"), f"{docker_host!r} is not allowed; allowed: "
                         "ssh://USER@HOST, tcp://HOST:PORT (TLS), unix:///PATH")
         hosts[name] = DockerHost(name, docker_host,
-                                 item.choice("instanceProfile", HOST_PROFILES))
+                                 item.choice("instanceProfile", HOST_PROFILES),
+                                 _metrics_address(item, docker_host))
     if not hosts:
         raise ConfigError(reader.key("hosts"), "needs at least one host")
     databases = tuple(_database(item, hosts, settings) for item in reader.items("databases"))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from components.layout import PROJECT
-from components.settings import check_known_keys
+from components.settings import CONFIG_KEYS, StackSettings, check_known_keys, parse_settings
 
 if TYPE_CHECKING:
     from components.preview.recording import StackRun
@@ -36,6 +36,14 @@ def load_stack_config(path: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     check_known_keys(key.removeprefix(f"{PROJECT}:") for key in config
                      if key.startswith(f"{PROJECT}:"))
     return config, tuple(secret_keys)
+
+
+def stack_settings(config: dict[str, str], stack: str) -> StackSettings:
+    """A config map (full keys, as `load_stack_config` returns it) parsed by the same
+    `parse_settings` the stack program uses, from the same keys it reads."""
+    raw = {name: config[f"{PROJECT}:{name}"] for name in CONFIG_KEYS
+           if f"{PROJECT}:{name}" in config}
+    return parse_settings(raw, stack=stack)
 
 
 def run_stack(project_dir: Path, stack: str) -> tuple[StackRun, dict[str, str]]:

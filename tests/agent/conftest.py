@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from backup_agent import config
+from tests.conftest import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
@@ -161,10 +162,7 @@ def fake_walg() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def restic_binary() -> str:
-    found = shutil.which("restic")
-    if found is None:
-        pytest.fail("restic is not installed (apt-get install restic; .ci/run does)")
-    return found
+    return required_tool("restic", "restic")
 
 
 def write_secret(directory: Path, name: str, value: str) -> str:
