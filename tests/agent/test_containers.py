@@ -96,7 +96,7 @@ def test_the_backup_host_gets_the_keep_settings(run, stack_run):
     legal = containers(stack_run("prod", {"keep": {"protection": "legal-hold", "maxDays": 90}}))
     parsed = agent_config.parse(settings_of(legal["runtime-backup-agent-backup-1"]))
     assert parsed.kept_backups == agent_config.KeptBackups("legal-hold", 90)
-    with pytest.raises(agent_config.SettingsError, match="keep.protection: 'forever'"):
+    with pytest.raises(agent_config.SettingsError, match=r"keep\.protection: 'forever'"):
         agent_config.parse({**backup, "keep": {"protection": "forever"}})
 
 

@@ -198,7 +198,7 @@ def test_retain_until_is_the_date_at_midnight_utc_within_the_cap():
     now = dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC)
     assert postgres.retain_until(kept, dt.date(2027, 6, 1), now) == dt.datetime(
         2027, 6, 1, tzinfo=dt.UTC)  # 364 days 14 hours: S3 counts at most 365 remaining days
-    with pytest.raises(postgres.KeepError, match="keep.maxDays allows at most 365"):
+    with pytest.raises(postgres.KeepError, match=r"keep\.maxDays allows at most 365"):
         postgres.retain_until(kept, dt.date(2027, 6, 2), now)
     assert postgres.retain_until(KeptBackups("legal-hold", 365), None, now) is None
 
