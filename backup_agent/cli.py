@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
@@ -36,9 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     status_parser.add_argument("--json", action="store_true",
                                help="the same rows as JSON (what the exporter's / shows)")
     keep = commands.add_parser("keep", help="keep a base backup past the lock window "
-                               "(permanent, tagged Retention=active, legal hold)")
+                               "(permanent for wal-g, tagged Retention=active, COMPLIANCE "
+                               "retention or a legal hold: keep.protection)")
     keep.add_argument("database")
     keep.add_argument("backup", help="a backup_name from wal-g backup-list")
+    keep.add_argument("--until", type=dt.date.fromisoformat, metavar="YYYY-MM-DD",
+                      help="retain until this date, 00:00 UTC (compliance-retention; at most "
+                           "keep.maxDays ahead; cannot be shortened afterwards)")
     return parser
 
 
@@ -81,8 +86,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"({outcome.duration_seconds:.1f} s): {outcome.detail}")
         return 0 if all(o.success for o in outcomes) else 1
     if args.command == "keep":
-        keys = postgres.keep_backup(settings, settings.database(args.database), args.backup)
-        print(f"{args.backup}: {len(keys)} objects kept")
+        try:
+            keys = postgres.keep_backup(settings, settings.database(args.database), args.backup,
+                                        args.until)
+        except postgres.KeepError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"{args.backup}: {len(keys)} objects kept "
+              + (f"until {args.until.isoformat()} (COMPLIANCE retention)" if args.until
+                 else "(legal hold)"))
         return 0
     if args.command == "status":
         print(status.render(settings, exporter.readers_for(settings), as_json=args.json))

@@ -17,6 +17,8 @@ RESTIC_PREFIX: Final = "restic/"
 RETENTION_TAG_KEY: Final = "Retention"
 RETENTION_TAG_ACTIVE: Final = "active"
 ROLES: Final = ("backup", "restore")
+# `backup-agent keep`, in step with components.settings (KEEP_PROTECTIONS, KeepSettings).
+KEEP_PROTECTIONS: Final = ("compliance-retention", "legal-hold")
 
 
 class SettingsError(ValueError):
@@ -66,6 +68,15 @@ class Keep:
 
 
 @dataclass(frozen=True)
+class KeptBackups:
+    """How `backup-agent keep` protects a base backup past the lock window: COMPLIANCE
+    retention until a date at most `max_days` ahead, or a legal hold."""
+
+    protection: str = "compliance-retention"
+    max_days: int = 365
+
+
+@dataclass(frozen=True)
 class FileSet:
     name: str
     paths: tuple[str, ...]
@@ -95,6 +106,7 @@ class AgentSettings:
     restic_password_file: str | None  # None without file sets (and for the exporter)
     state_dir: str
     retry: Retry = field(default_factory=Retry)
+    kept_backups: KeptBackups = field(default_factory=KeptBackups)
     webhook_url_file: str | None = None
     metrics_port: int = 8080
     refresh_seconds: float = 60.0
@@ -171,6 +183,15 @@ def _file_set(data: Mapping[str, Any], index: int) -> FileSet:
     )
 
 
+def _kept_backups(data: Mapping[str, Any]) -> KeptBackups:
+    protection = data.get("protection", KeptBackups.protection)
+    if protection not in KEEP_PROTECTIONS:
+        raise SettingsError(f"keep.protection: {protection!r} is not allowed; allowed: "
+                            + ", ".join(KEEP_PROTECTIONS))
+    return KeptBackups(protection=protection,
+                       max_days=int(data.get("maxDays", KeptBackups.max_days)))
+
+
 def parse(data: Mapping[str, Any]) -> AgentSettings:
     role = _require(data, "role", "")
     if role not in ROLES:
@@ -205,6 +226,7 @@ def parse(data: Mapping[str, Any]) -> AgentSettings:
         state_dir=data.get("stateDir", "/var/lib/backup-agent"),
         retry=Retry(attempts=int(retry.get("attempts", 3)),
                     delay_seconds=float(retry.get("delaySeconds", 60))),
+        kept_backups=_kept_backups(data.get("keep", {})),
         webhook_url_file=data.get("webhookUrlFile"),
         metrics_port=int(data.get("metricsPort", 8080)),
         refresh_seconds=float(data.get("refreshSeconds", 60)),

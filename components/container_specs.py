@@ -99,6 +99,8 @@ def agent_settings_document(stack: StackSettings, host: DockerHost) -> dict[str,
                   "delaySeconds": runtime.retry_delay_seconds},
         "metricsPort": CONTAINER_METRICS_PORT,
     }
+    if backup_host:
+        document["keep"] = {"protection": stack.keep.protection, "maxDays": stack.keep.max_days}
     if file_sets:
         document["resticPasswordFile"] = restic_secret().path
     if runtime.webhook:

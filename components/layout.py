@@ -21,4 +21,8 @@ BACKUP_PREFIXES: Final = (POSTGRES_PREFIX, RESTIC_PREFIX)
 RETENTION_TAG_KEY: Final = "Retention"
 RETENTION_TAG_ACTIVE: Final = "active"
 
+# Set on every KMS key the stack creates, to the stack's environment: the deploy role may create
+# and manage only keys carrying it (components.oidc_policies).
+STACK_TAG_KEY: Final = "biometrics-backup-stack"
+
 ALL_OBJECTS_PREFIX: Final = ""  # lifecycle/replication filter that matches the whole bucket

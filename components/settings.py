@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from components.layout import PROJECT, RESTIC_PREFIX
+from components.layout import PROJECT, RESTIC_PREFIX, STACK_TAG_KEY
 
 if TYPE_CHECKING:
     from components.runtime_settings import RuntimeSettings
@@ -53,6 +53,10 @@ MINIMUM_TRANSITION_DAYS: Final = {"STANDARD_IA": 30, "ONEZONE_IA": 30}
 ObjectLockMode = Literal["COMPLIANCE", "GOVERNANCE"]
 OBJECT_LOCK_MODES: Final = ("COMPLIANCE", "GOVERNANCE")
 SUBSCRIPTION_PROTOCOLS: Final = ("email", "email-json", "https", "sqs", "lambda", "sms")
+# How `backup-agent keep` protects a backup kept past the lock window (docs/runtime.md, GDPR).
+KEEP_PROTECTIONS: Final = ("compliance-retention", "legal-hold")
+# S3 Object Lock accepts retention periods of at most 100 years.
+MAX_RETENTION_DAYS: Final = 36500
 DATA_RESIDENCIES: Final = ("eu", "any")
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,49}[a-z0-9]$")
@@ -127,6 +131,17 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class KeepSettings:
+    """`backup-agent keep`: COMPLIANCE retention (nobody can shorten it, erasure waits for it)
+    or a legal hold (break-glass can lift it, and so can an account admin who rewrites the
+    bucket policy). `max_days` caps any retention anyone sets, so a compromised backup host
+    cannot lock data for decades."""
+
+    protection: str = "compliance-retention"
+    max_days: int = 365
+
+
+@dataclass(frozen=True)
 class Waiver:
     """A compliance control this stack does not meet, and why. The control id is checked where
     the controls live (compliance.report), which components do not import."""
@@ -155,6 +170,7 @@ class StackSettings:
     lifecycle: LifecycleSettings
     roles: RoleSettings
     alerts: AlertSettings
+    keep: KeepSettings = field(default_factory=KeepSettings)
     access_log_days: int = 365
     protect: bool = False
     data_residency: str = "eu"
@@ -162,6 +178,11 @@ class StackSettings:
     waivers: tuple[Waiver, ...] = ()
     runtime: RuntimeSettings | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def key_tags(self) -> dict[str, str]:
+        """The tags of every KMS key the stack creates (the deploy role is scoped by them)."""
+        return {STACK_TAG_KEY: self.environment}
 
 
 # Top-level keys of the project namespace and whether they hold structured (object) values.
@@ -176,6 +197,7 @@ CONFIG_KEYS: Final = {
     "roles": True,
     "alerts": True,
     "accessLogs": True,
+    "keep": True,
     "github": True,
     "waivers": True,
     "runtime": True,
@@ -302,13 +324,15 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
         lifecycle=lifecycle,
         roles=_roles(root.child("roles")),
         alerts=_alerts(root.child("alerts")),
+        keep=_keep(root.child("keep"), object_lock),
         access_log_days=access_logs.days("retentionDays", 365),
         protect=root.boolean("protect", False),
         data_residency=residency,
         github=_github(root, stack),
         waivers=_waivers(root),
     )
-    settings = replace(settings, warnings=tuple(lifecycle_warnings(settings)))
+    settings = replace(settings, warnings=(*lifecycle_warnings(settings),
+                                           *protection_warnings(settings)))
     if root.data.get("runtime") is None:
         return settings
     # Imported here: the runtime's checks build on this module's settings (lifecycle, roles).
@@ -495,6 +519,23 @@ def _alerts(reader: _Reader) -> AlertSettings:
     return AlertSettings(subscribers=tuple(subscribers))
 
 
+def _keep(reader: _Reader, object_lock: ObjectLockSettings) -> KeepSettings:
+    reader.reject_unknown(("protection", "maxDays"))
+    defaults = KeepSettings()
+    max_days = reader.days("maxDays", defaults.max_days)
+    lock_days = object_lock.days if object_lock.enabled else 0
+    if not lock_days < max_days <= MAX_RETENTION_DAYS:
+        raise ConfigError(
+            reader.key("maxDays"),
+            f"{max_days} is not allowed; allowed: more than objectLock.days ({lock_days}), so a "
+            f"kept backup can outlive the lock window, and at most {MAX_RETENTION_DAYS} "
+            "(S3's 100-year limit)",
+        )
+    return KeepSettings(protection=reader.choice("protection", KEEP_PROTECTIONS,
+                                                 defaults.protection),
+                        max_days=max_days)
+
+
 def _waivers(root: _Reader) -> tuple[Waiver, ...]:
     waivers: list[Waiver] = []
     for item in root.items("waivers"):
@@ -523,4 +564,25 @@ def lifecycle_warnings(settings: StackSettings) -> list[str]:
                     f"{minimum}-day minimum; each object is billed an early-deletion fee for "
                     f"{minimum - (leaves - transition.days)} more days"
                 )
+    return warnings
+
+
+def protection_warnings(settings: StackSettings) -> list[str]:
+    """Choices that weaken what survives a compromised account admin, said where they matter
+    (protected, i.e. production, stacks)."""
+    if not settings.protect:
+        return []
+    warnings = []
+    if settings.keep.protection == "legal-hold":
+        warnings.append(
+            f"{PROJECT}:keep.protection: legal-hold: an account administrator who may "
+            "s3:PutBucketPolicy can remove DenyLegalHoldRemoval, lift the hold of a kept "
+            "backup, and lifecycle then expires its versions; compliance-retention cannot be "
+            "shortened by anyone (docs/runtime.md, GDPR)")
+    if settings.github is None and settings.roles.break_glass_arn is None:
+        warnings.append(
+            f"{PROJECT}: the organization guard exempts no principal (neither github nor "
+            "roles.breakGlassArn is set): once the management account attaches it, changing a "
+            "bucket policy, Object Lock, replication, lifecycle or a key policy needs the "
+            "management account to detach it first (docs/compliance.md)")
     return warnings

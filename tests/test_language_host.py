@@ -32,7 +32,7 @@ print(json.dumps({"resources": len(run.resources),
 def test_program_runs_like_the_language_host():
     result = subprocess.run([sys.executable, "-I", "-c", LANGUAGE_HOST, str(ROOT)], cwd=ROOT,
                             capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout) == {"resources": 72, "bucket": "biometrics-backups",
+    assert json.loads(result.stdout) == {"resources": 77, "bucket": "biometrics-backups",
                                          "infra_on_path": False}
 
 
@@ -41,7 +41,7 @@ def test_preview_cli_writes_documents(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "components.preview", "--stack", "prod", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == f"72 resources, 46 documents written to {out}"
+    assert result.stdout.strip() == f"77 resources, 49 documents written to {out}"
     assert "objects stay 60 days in GLACIER" in result.stderr
     policy = json.loads((out / "backup-primary/policy.json").read_text())
     assert [s["Sid"] for s in policy["Statement"]][:2] == ["EnforceSSL", "DenyOutdatedTLS"]

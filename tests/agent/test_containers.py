@@ -88,6 +88,18 @@ def test_rendered_settings_files_are_what_the_agent_parses(run):
         assert parsed.primary.endpoint is None
 
 
+def test_the_backup_host_gets_the_keep_settings(run, stack_run):
+    found = containers(run)
+    backup = settings_of(found["runtime-backup-agent-backup-1"])
+    assert backup["keep"] == {"protection": "compliance-retention", "maxDays": 365}
+    assert "keep" not in settings_of(found["runtime-backup-agent-restore-1"])  # never keeps
+    legal = containers(stack_run("prod", {"keep": {"protection": "legal-hold", "maxDays": 90}}))
+    parsed = agent_config.parse(settings_of(legal["runtime-backup-agent-backup-1"]))
+    assert parsed.kept_backups == agent_config.KeptBackups("legal-hold", 90)
+    with pytest.raises(agent_config.SettingsError, match=r"keep\.protection: 'forever'"):
+        agent_config.parse({**backup, "keep": {"protection": "forever"}})
+
+
 def test_every_environment_name_is_a_documented_tool_setting(run, tmp_path):
     for inputs in containers(run).values():
         names = {entry.split("=", 1)[0] for entry in inputs["envs"]}
@@ -244,3 +256,8 @@ def test_the_agent_uses_the_layout_constants():
         layout.POSTGRES_PREFIX, layout.RESTIC_PREFIX)
     assert (agent_config.RETENTION_TAG_KEY, agent_config.RETENTION_TAG_ACTIVE) == (
         layout.RETENTION_TAG_KEY, layout.RETENTION_TAG_ACTIVE)
+    from components import settings
+
+    assert agent_config.KEEP_PROTECTIONS == settings.KEEP_PROTECTIONS
+    assert (agent_config.KeptBackups().protection, agent_config.KeptBackups().max_days) == (
+        settings.KeepSettings().protection, settings.KeepSettings().max_days)
