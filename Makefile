@@ -3,23 +3,35 @@ PYTHON ?= python3
 VENV ?= .venv
 STACK ?= prod
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: preview test lint snapshots
+.PHONY: preview test lint snapshots test-prerequisites
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-agent.txt pyproject.toml
+# The preview needs only the stack's packages and the compliance report's linter.
+$(VENV)/.preview-installed: requirements.txt requirements-preview.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP) -r requirements-preview.txt
 	touch $@
 
-preview: $(VENV)/.installed
+# The tests add the agent's packages, moto, pytest and the linters.
+$(VENV)/.test-installed: $(VENV)/.preview-installed requirements-dev.txt requirements-agent.txt
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+preview: $(VENV)/.preview-installed
 	$(PY) -m components.preview --stack $(STACK)
 
 # Refresh the committed policy documents and compliance report (snapshots/prod/).
-snapshots: $(VENV)/.installed
+snapshots: $(VENV)/.preview-installed
 	$(PY) -m compliance.snapshots --stack prod
 
-lint: $(VENV)/.installed
+# Debian packages the tests need (restic, PostgreSQL 15, promtool, ...): installed when run as
+# root, otherwise named with the command that installs them.
+test-prerequisites:
+	PYTHON=$(PYTHON) bash scripts/test-prerequisites
+
+lint: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 
-test: lint
+test: test-prerequisites lint
 	$(PY) -m pytest

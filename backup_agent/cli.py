@@ -8,6 +8,7 @@ state directory, a port), 1 when a job, a tool or a check fails. `--debug` adds 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import errno
 import logging
 import os
@@ -19,12 +20,14 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import NoReturn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import config, drill, exporter, postgres, schedule, status, tools
+from backup_agent import config, drill, exporter, postgres, schedule, status, status_page, tools
 from contract.agent_settings import DRILL_JOB, MAX_PORT, AgentSettings
 from contract.reader import InvalidSetting
 
@@ -69,14 +72,27 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("schedule", help="run the jobs placed on this host on their schedules")
     export = commands.add_parser("exporter", help="serve repository state as Prometheus metrics")
     export.add_argument("--port", type=port, help="default: metricsPort from the settings")
-    export.add_argument("--address", help="default: metricsAddress from the settings")
-    commands.add_parser("status", help="the newest backups and drills; exit 1 if any is late, "
-                        "failed or unreadable")
+    export.add_argument("--address", help="default: listenAddress from the settings")
+    status_parser = commands.add_parser("status", help="the newest backups and drills; exit 1 "
+                                        "if any is late, failed or unreadable")
+    status_parser.add_argument("--json", action="store_true",
+                               help="the same rows as JSON (what the exporter's / shows)")
     keep = commands.add_parser("keep", help="keep a base backup past the lock window "
-                               "(permanent, tagged Retention=active, legal hold)")
+                               "(permanent for wal-g, tagged Retention=active, COMPLIANCE "
+                               "retention or a legal hold: keep.protection)")
     keep.add_argument("database")
     keep.add_argument("backup", help="a backup_name from wal-g backup-list")
+    keep.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
+                      help="retain until this date, 00:00 UTC (compliance-retention; at most "
+                           "keep.maxDays ahead; cannot be shortened afterwards)")
     return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a date YYYY-MM-DD") from None
 
 
 # --- what a command needs from the host, checked before it starts -------------------------
@@ -141,14 +157,25 @@ def _jobs_to_run(settings: AgentSettings, kind: str, name: str | None) -> list[s
     return jobs
 
 
-def _serve(registry: CollectorRegistry, address: str, port_number: int,
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *_: object) -> None:  # scrapes every few seconds: not worth a line
+        pass
+
+
+def _serve(app: status_page.WsgiApp, address: str, port_number: int,
            setting: str) -> threading.Event:
     try:
-        start_http_server(port_number, addr=address, registry=registry)
+        server = make_server(address, port_number, app, _ThreadingServer,
+                             handler_class=_QuietHandler)
     except OSError as error:
         reason = "is in use" if error.errno == errno.EADDRINUSE else "cannot be listened on"
         raise UsageError(f"{setting}: {address}:{port_number} {reason} ({error.strerror}); "
                          "allowed: a free port on an address of this host") from None
+    threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -200,17 +227,22 @@ def _keep(settings: AgentSettings, args: argparse.Namespace) -> int:
         raise UsageError(f"argument backup: got {args.backup!r}; allowed: a backup_name from "
                          "wal-g backup-list (base_<24 hex digits>)")
     try:
-        keys = postgres.keep_backup(settings, settings.database(args.database), args.backup)
+        keys = postgres.keep_backup(settings, settings.database(args.database), args.backup,
+                                    args.until)
+    except postgres.KeepError as error:  # refused before anything is written
+        raise UsageError(str(error)) from None
     except Exception as error:
         raise JobFailed(f"keep {args.database} {args.backup}: "
                         f"{tools.describe_failure(error)}") from error
-    print(f"{args.backup}: {len(keys)} objects kept")
+    print(f"{args.backup}: {len(keys)} objects kept "
+          + (f"until {args.until.isoformat()} (COMPLIANCE retention)" if args.until
+             else "(legal hold)"))
     return 0
 
 
 def _status(settings: AgentSettings, args: argparse.Namespace) -> int:
-    table, problems = status.report(settings, exporter.readers_for(settings))
-    print(table)
+    text, problems = status.render(settings, exporter.readers_for(settings), as_json=args.json)
+    print(text)
     if problems:
         raise JobFailed("status: " + "; ".join(problems))
     return 0
@@ -220,9 +252,11 @@ def _exporter(settings: AgentSettings, args: argparse.Namespace) -> int:
     collector = exporter.BackupCollector(settings, exporter.readers_for(settings))
     registry = CollectorRegistry()
     registry.register(collector)
+    registry.register(status.MaxAgeCollector(settings, collector.readers))
     setting = "--port" if args.port else "metricsPort"
-    stop = _serve(registry, args.address or settings.metrics_address,
-                  args.port or settings.metrics_port, setting)
+    stop = _serve(status_page.exporter_app(settings, collector.readers, registry),
+                  args.address or settings.listen_address, args.port or settings.metrics_port,
+                  setting)
     loop = exporter.RefreshLoop(collector, settings.refresh_seconds)
     loop.start()
     _wait(stop)
@@ -239,7 +273,8 @@ def _schedule(settings: AgentSettings, args: argparse.Namespace) -> int:
     scheduler = schedule.Scheduler(settings)
     registry = CollectorRegistry()
     registry.register(schedule.SchedulerCollector(scheduler))
-    stop = _serve(registry, settings.metrics_address, settings.metrics_port, "metricsPort")
+    stop = _serve(make_wsgi_app(registry), settings.listen_address, settings.metrics_port,
+                  "metricsPort")
     scheduler.serve_forever(stop)
     return 0
 
@@ -256,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if not args.debug:  # "Found credentials in ..." on every start is not news
+            logging.getLogger("botocore").setLevel(logging.WARNING)
         settings = config.load(args.settings)
         return COMMANDS[args.command](settings, args)
     except (UsageError, InvalidSetting) as error:

@@ -135,6 +135,7 @@ class BucketReader:
         self.refreshes = 0
         self.up = False
         self.errors = 0
+        self.last_error: str | None = None  # why the last refresh failed
         self.last_success: float | None = None
 
     def _list(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -248,12 +249,13 @@ class BucketReader:
         except Exception as error:  # S3, an unexpected object, the drill's result file
             self.up = False
             self.errors += 1
+            self.last_error = tools.describe_failure(error)
             log.warning("refreshing %s (%s) failed, keeping the last known values: %s",
-                        self.target, self.storage.bucket, tools.describe_failure(error))
+                        self.target, self.storage.bucket, self.last_error)
             return False
         finally:
             self.refreshes += 1
-        self.up = True
+        self.up, self.last_error = True, None
         self.last_success = time.time()
         interval = self.settings.delete_marker_scan_seconds
         if interval and (self.delete_markers_scanned is None

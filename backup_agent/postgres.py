@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from backup_agent import s3, tools
-from contract.agent_settings import AgentSettings, Database, Storage
+from contract.agent_settings import AgentSettings, Database, KeptBackups, Storage
 from contract.layout import RETENTION_TAG_ACTIVE, RETENTION_TAG_KEY
 
 log = logging.getLogger(__name__)
@@ -154,22 +154,73 @@ def _segment(timeline: int, lsn: int) -> str:
     return f"{timeline:08X}{number // SEGMENTS_PER_XLOGID:08X}{number % SEGMENTS_PER_XLOGID:08X}"
 
 
-def protect_object(client: Any, bucket: str, key: str) -> None:
-    """Tag Retention=active and place a legal hold on the current version. The bucket policy
-    then denies changing the tag and lifting the hold to everyone but break-glass, and lifecycle
-    cannot expire the held version."""
+class KeepError(ValueError):
+    """`keep` was asked for something the stack's keep settings do not allow."""
+
+
+def retain_until(kept: KeptBackups, until: dt.date | None,
+                 now: dt.datetime | None = None) -> dt.datetime | None:
+    """The retain-until moment (`until` at 00:00 UTC) for compliance-retention, None for a
+    legal hold; refused before anything is written when the settings do not allow it."""
+    if kept.protection == "legal-hold":
+        if until is not None:
+            raise KeepError("--until: keep.protection is legal-hold, which has no end date "
+                            "(break-glass lifts it)")
+        return None
+    if until is None:
+        raise KeepError("--until DATE is required: keep.protection is compliance-retention, "
+                        "and a COMPLIANCE retention cannot be shortened once set")
+    moment = dt.datetime(until.year, until.month, until.day, tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
+    if moment <= now:
+        raise KeepError(f"--until {until.isoformat()}: must be a future date")
+    if moment - now > dt.timedelta(days=kept.max_days):
+        raise KeepError(f"--until {until.isoformat()}: is {(moment - now).days + 1} days away; "
+                        f"keep.maxDays allows at most {kept.max_days} (the bucket policy "
+                        "denies a longer retention)")
+    return moment
+
+
+def mark_object(client: Any, bucket: str, key: str) -> str | None:
+    """Tag the current version Retention=active (the bucket policy denies removing the tag);
+    returns its version id, so the protection applies to exactly the version marked."""
     tags = client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
     marker = {"Key": RETENTION_TAG_KEY, "Value": RETENTION_TAG_ACTIVE}
     if marker not in tags:  # re-tagging a marked object is denied by the bucket policy
         client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [*tags, marker]})
-    client.put_object_legal_hold(Bucket=bucket, Key=key, LegalHold={"Status": "ON"})
+    return client.head_object(Bucket=bucket, Key=key).get("VersionId")
 
 
-def keep_backup(settings: AgentSettings, database: Database, backup_name: str) -> list[str]:
+def extend_retention(client: Any, bucket: str, key: str, version: str | None,
+                     until: dt.datetime) -> None:
+    """COMPLIANCE retention of the version until at least `until`. A version already kept
+    longer keeps its date: S3 refuses to shorten COMPLIANCE retention (moto accepts it, which
+    is why keep never asks). Read with HeadObject, which returns the lock with
+    s3:GetObjectRetention."""
+    head = client.head_object(Bucket=bucket, Key=key,
+                              **({"VersionId": version} if version else {}))
+    current = head.get("ObjectLockRetainUntilDate")
+    if head.get("ObjectLockMode") == "COMPLIANCE" and current is not None and current >= until:
+        return
+    client.put_object_retention(
+        Bucket=bucket, Key=key, **({"VersionId": version} if version else {}),
+        Retention={"Mode": "COMPLIANCE", "RetainUntilDate": max(until, current or until)})
+
+
+def keep_backup(settings: AgentSettings, database: Database, backup_name: str,
+                until: dt.date | None = None) -> list[str]:
     """Keep a base backup past the lock window (e.g. a year-end backup): `wal-g backup-mark`
     makes `delete retain` skip it and its WAL; every object a restore of it needs is tagged
-    Retention=active and put under legal hold. Returns the protected keys."""
+    Retention=active and kept — COMPLIANCE retention until `until` (keep.protection
+    compliance-retention) or a legal hold. The replica's copies follow: S3 replicates Object
+    Lock retention and legal-hold changes of a source version to its replica (S3 User Guide,
+    "Replicating metadata changes with replica modification sync"). Returns the kept keys."""
     storage = settings.primary
+    kept = settings.kept_backups
+    if kept is None:
+        raise KeepError("keep: this host's settings have no keep (a restore host); allowed: run "
+                        "it on the backup host")
+    moment = retain_until(kept, until)  # refused before anything is written
     walg(settings, ["backup-mark", backup_name], tools.walg_env(storage, database))
     client = s3.client(storage)
     root = storage.database_root(database.name)
@@ -191,7 +242,15 @@ def keep_backup(settings: AgentSettings, database: Database, backup_name: str) -
         for item in page.get("Contents", []))
     keys += itertools.takewhile(lambda key: key[len(wal):][:24] <= last, listed)
     for key in keys:
-        protect_object(client, storage.bucket, key)
-    log.info("kept base backup %s: %d objects tagged %s=%s and under legal hold", backup_name,
-             len(keys), RETENTION_TAG_KEY, RETENTION_TAG_ACTIVE)
+        version = mark_object(client, storage.bucket, key)
+        if moment is None:
+            client.put_object_legal_hold(Bucket=storage.bucket, Key=key,
+                                         **({"VersionId": version} if version else {}),
+                                         LegalHold={"Status": "ON"})
+        else:
+            extend_retention(client, storage.bucket, key, version, moment)
+    log.info("kept base backup %s: %d objects tagged %s=%s and %s", backup_name, len(keys),
+             RETENTION_TAG_KEY, RETENTION_TAG_ACTIVE,
+             "under legal hold" if moment is None
+             else f"in COMPLIANCE retention until at least {moment.isoformat()}")
     return keys

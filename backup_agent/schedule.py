@@ -27,6 +27,8 @@ from backup_agent import drill, files, postgres, tools
 from contract.agent_settings import AgentSettings
 
 log = logging.getLogger(__name__)
+# Not "job": Prometheus sets `job` to the scrape job's name and would rename this one.
+JOB_LABEL = "job_id"
 
 
 def job_runner(settings: AgentSettings, job: str) -> Callable[[], str]:
@@ -156,19 +158,20 @@ class SchedulerCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         runs = CounterMetricFamily("backup_job_runs", "Finished job runs by outcome",
-                                   labels=["job", "outcome"])
+                                   labels=[JOB_LABEL, "outcome"])
         skipped = CounterMetricFamily("backup_job_skipped",
                                       "Runs skipped because the previous one was still running",
-                                      labels=["job"])
+                                      labels=[JOB_LABEL])
         success = GaugeMetricFamily("backup_job_last_success_timestamp_seconds",
-                                    "When the job last succeeded", labels=["job"])
+                                    "When the job last succeeded", labels=[JOB_LABEL])
         finished = GaugeMetricFamily("backup_job_last_run_timestamp_seconds",
-                                     "When the job last finished", labels=["job"])
+                                     "When the job last finished", labels=[JOB_LABEL])
         ok = GaugeMetricFamily("backup_job_last_run_success",
-                               "1 if the job's last run succeeded", labels=["job"])
+                               "1 if the job's last run succeeded", labels=[JOB_LABEL])
         duration = GaugeMetricFamily("backup_job_last_run_duration_seconds",
-                                     "Duration of the job's last run", labels=["job"])
-        running = GaugeMetricFamily("backup_job_running", "1 while the job runs", labels=["job"])
+                                     "Duration of the job's last run", labels=[JOB_LABEL])
+        running = GaugeMetricFamily("backup_job_running", "1 while the job runs",
+                                    labels=[JOB_LABEL])
         for job, state in self.scheduler.states.items():
             for outcome, number in state.runs.items():
                 runs.add_metric([job, outcome], number)

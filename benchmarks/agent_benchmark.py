@@ -2,11 +2,14 @@
 
 1. A generated tree (default 200 MB in 2,000 files) backed up and restored through
    `backup-agent` (restic: backup + manifest + forget --prune + check subset; restore --verify +
-   hash comparison), beside boto3 uploading and downloading the same bytes directly.
-2. One exporter refresh against a bucket holding 10,000 WAL segments and 100 base backups:
-   S3 requests by operation and wall time, cold (first) and warm (incremental).
+   hash comparison), beside boto3 uploading and downloading the same bytes directly; each run
+   into fresh buckets.
+2. Exporter refreshes against a bucket holding 10,000 WAL segments and 100 base backups:
+   S3 requests by operation and wall time, cold (a new reader's first) and warm (incremental).
 
-    python benchmarks/agent_benchmark.py [--megabytes 200] [--files 2000]
+    python benchmarks/agent_benchmark.py [--megabytes 200] [--files 2000] [--repeat 5]
+
+Every figure is the median of --repeat runs.
 
 Needs restic and moto_server on PATH. Dummy AWS credentials are set for moto only.
 """
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,53 +89,70 @@ def settings_for(work: Path, endpoint: str, bucket: str, tree: Path,
     })
 
 
-def throughput(endpoint: str, work: Path, megabytes: int, count: int) -> None:
+def transfer_once(s3: object, endpoint: str, work: Path, tree: Path, paths: list[Path],
+                  count: int, run: int) -> dict[str, float]:
+    """Seconds for each of the four transfers of one run, into buckets of its own."""
+    raw, agent = f"raw-{run}", f"agent-{run}"
+    s3.create_bucket(Bucket=raw, CreateBucketConfiguration={"LocationConstraint": REGION})
+    seconds: dict[str, float] = {}
+    download = work / f"download-{run}"
+    with ThreadPoolExecutor(8) as pool:
+        started = time.perf_counter()
+        list(pool.map(lambda p: s3.upload_file(str(p), raw, str(p.relative_to(tree))), paths))
+        seconds["boto3 upload (8 threads)"] = time.perf_counter() - started
+
+        def fetch(path: Path) -> None:
+            target = download / path.relative_to(tree)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(raw, str(path.relative_to(tree)), str(target))
+
+        started = time.perf_counter()
+        list(pool.map(fetch, paths))
+        seconds["boto3 download (8 threads)"] = time.perf_counter() - started
+    shutil.rmtree(download)
+
+    s3.create_bucket(Bucket=agent, CreateBucketConfiguration={"LocationConstraint": REGION})
+    backup_settings = settings_for(work, endpoint, agent, tree)
+    started = time.perf_counter()
+    files.run_backup(backup_settings, backup_settings.file_set("bench"))
+    seconds["agent backup job (restic)"] = time.perf_counter() - started
+    restore_settings = settings_for(work, endpoint, agent, tree, role="restore")
+    started = time.perf_counter()
+    compared = files.restore_and_compare(restore_settings, restore_settings.primary,
+                                         restore_settings.file_set("bench"),
+                                         work / f"restore-{run}")
+    seconds["agent restore + verify + hashes"] = time.perf_counter() - started
+    assert compared["files"] == count  # a benchmark of a broken restore would mean nothing
+    shutil.rmtree(work / f"restore-{run}", ignore_errors=True)
+    shutil.rmtree(work / "state", ignore_errors=True)
+    return seconds
+
+
+def throughput(endpoint: str, work: Path, megabytes: int, count: int, repeat: int) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
     tree = work / "tree"
     total = make_tree(tree, megabytes, count)
     paths = sorted(p for p in tree.rglob("*.bin"))
     mb = total / 1e6
+    runs = [transfer_once(s3, endpoint, work, tree, paths, count, run) for run in range(repeat)]
+    median = {label: statistics.median(run[label] for run in runs) for label in runs[0]}
 
-    s3.create_bucket(Bucket="raw", CreateBucketConfiguration={"LocationConstraint": REGION})
-    with ThreadPoolExecutor(8) as pool:
-        started = time.perf_counter()
-        list(pool.map(lambda p: s3.upload_file(str(p), "raw", str(p.relative_to(tree))), paths))
-        raw_up = time.perf_counter() - started
-        download = work / "download"
-        started = time.perf_counter()
-
-        def fetch(path: Path) -> None:
-            target = download / path.relative_to(tree)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file("raw", str(path.relative_to(tree)), str(target))
-
-        list(pool.map(fetch, paths))
-        raw_down = time.perf_counter() - started
-
-    s3.create_bucket(Bucket="agent", CreateBucketConfiguration={"LocationConstraint": REGION})
-    backup_settings = settings_for(work, endpoint, "agent", tree)
-    started = time.perf_counter()
-    files.run_backup(backup_settings, backup_settings.file_set("bench"))
-    agent_up = time.perf_counter() - started
-    restore_settings = settings_for(work, endpoint, "agent", tree, role="restore")
-    started = time.perf_counter()
-    compared = files.restore_and_compare(restore_settings, restore_settings.primary,
-                                         restore_settings.file_set("bench"), work / "restore")
-    agent_down = time.perf_counter() - started
-    assert compared["files"] == count  # a benchmark of a broken restore would mean nothing
-
-    print(f"tree: {mb:.0f} MB in {count} files (random bytes, incompressible)")
-    print(f"{'':34}{'seconds':>9}{'MB/s':>9}")
-    for label, seconds in (("boto3 upload (8 threads)", raw_up),
-                           ("agent backup job (restic)", agent_up),
-                           ("boto3 download (8 threads)", raw_down),
-                           ("agent restore + verify + hashes", agent_down)):
-        print(f"{label:34}{seconds:9.2f}{mb / seconds:9.1f}")
-    print(f"throughput ratio agent/raw: backup {raw_up / agent_up:.2f}, "
-          f"restore {raw_down / agent_down:.2f}")
+    print(f"tree: {mb:.0f} MB in {count} files (random bytes, incompressible); "
+          f"median of {repeat} runs")
+    print(f"{'':34}{'seconds':>9}{'MB/s':>9}{'min s':>9}{'max s':>9}")
+    for label in ("boto3 upload (8 threads)", "agent backup job (restic)",
+                  "boto3 download (8 threads)", "agent restore + verify + hashes"):
+        spread = [run[label] for run in runs]
+        print(f"{label:34}{median[label]:9.2f}{mb / median[label]:9.1f}"
+              f"{min(spread):9.2f}{max(spread):9.2f}")
+    backup_ratio = median["boto3 upload (8 threads)"] / median["agent backup job (restic)"]
+    restore_ratio = (median["boto3 download (8 threads)"]
+                     / median["agent restore + verify + hashes"])
+    print(f"throughput ratio agent/raw (medians): backup {backup_ratio:.2f}, "
+          f"restore {restore_ratio:.2f}")
 
 
-def exporter_refresh(endpoint: str, work: Path) -> None:
+def exporter_refresh(endpoint: str, work: Path, repeat: int) -> None:
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
     s3.create_bucket(Bucket="walg", CreateBucketConfiguration={"LocationConstraint": REGION})
     root = "postgres/biometrics/"
@@ -142,7 +163,6 @@ def exporter_refresh(endpoint: str, work: Path) -> None:
         name = f"base_{segment_name(1, 1 + n * 100)}"
         keys += [f"{root}basebackups_005/{name}/tar_partitions/part_001.tar.lz4",
                  f"{root}basebackups_005/{name}/metadata.json"]
-    started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda key: s3.put_object(Bucket="walg", Key=key, Body=b"x"), keys))
         list(pool.map(lambda n: s3.put_object(
@@ -150,33 +170,43 @@ def exporter_refresh(endpoint: str, work: Path) -> None:
             Key=f"{root}basebackups_005/base_{segment_name(1, 1 + n * 100)}"
                 "_backup_stop_sentinel.json"), range(100)))
     print(f"\nexporter: bucket with 10,000 WAL segments and 100 base backups "
-          f"({len(keys) + 100} objects, filled in {time.perf_counter() - started:.1f} s)")
+          f"({len(keys) + 100} objects); median of {repeat} refreshes each")
     settings = settings_for(work, endpoint, "walg", work / "tree", role="restore")
     settings = AgentSettings(**{**settings.__dict__, "file_sets": (),
                                        "delete_marker_scan_seconds": 0})
-    reader = BucketReader(settings, "primary", settings.primary)
-    for label in ("first refresh (full listing)", "second refresh (incremental)"):
-        reader.client.requests.clear()
-        started = time.perf_counter()
-        reader.refresh()
-        elapsed = time.perf_counter() - started
-        state = reader.databases["biometrics"]
-        print(f"{label}: {elapsed * 1000:.0f} ms, S3 requests {dict(reader.client.requests)}, "
-              f"WAL keys listed {state.wal_listed}, base backups {state.base_backups}")
+    timings: dict[str, list[float]] = {"cold": [], "warm": []}
+    requests: dict[str, dict[str, int]] = {}
+    for _ in range(repeat):
+        reader = BucketReader(settings, "primary", settings.primary)
+        for label in ("cold", "warm"):
+            reader.client.requests.clear()
+            started = time.perf_counter()
+            reader.refresh()
+            timings[label].append(time.perf_counter() - started)
+            state = reader.databases["biometrics"]
+            requests[label] = dict(reader.client.requests)
+            requests[label]["WAL keys listed"] = state.wal_listed
+            requests[label]["base backups"] = state.base_backups
+    for label, title in (("cold", "first refresh (full listing)"),
+                         ("warm", "second refresh (incremental)")):
+        print(f"{title}: {statistics.median(timings[label]) * 1000:.0f} ms "
+              f"(min {min(timings[label]) * 1000:.0f}, max {max(timings[label]) * 1000:.0f}), "
+              f"{requests[label]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     os.environ.update(AWS_ACCESS_KEY_ID="benchmark", AWS_SECRET_ACCESS_KEY="benchmark",
                       AWS_DEFAULT_REGION=REGION)
     process, endpoint = start_moto()
     work = Path(tempfile.mkdtemp(prefix="agent-benchmark-"))
     try:
-        throughput(endpoint, work, args.megabytes, args.files)
-        exporter_refresh(endpoint, work)
+        throughput(endpoint, work, args.megabytes, args.files, args.repeat)
+        exporter_refresh(endpoint, work, args.repeat)
     finally:
         process.terminate()
         process.wait(timeout=20)

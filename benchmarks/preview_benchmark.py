@@ -50,6 +50,8 @@ aws.s3.Bucket("floor-bucket", bucket="floor-bucket", region="eu-central-1")
 """
 
 TARGETS_PROGRAM = """
+from functools import partial
+
 import pulumi
 import pulumi_aws as aws
 
@@ -65,7 +67,8 @@ account_id = aws.get_caller_identity_output().account_id
 roles = BackupRoles("roles", settings.roles, account_id=account_id, replication_source_arn=None)
 host = roles.host_roles
 grants = [
-    RoleGrant("backup", host["backup"].name, host["backup"].arn, policies.backup_server_statements),
+    RoleGrant("backup", host["backup"].name, host["backup"].arn,
+              partial(policies.backup_server_statements, keep=settings.keep)),
     RoleGrant("wal-archiver", host["wal_archiver"].name, host["wal_archiver"].arn,
               policies.wal_archiver_statements),
     RoleGrant("restore", host["restore"].name, host["restore"].arn,
@@ -76,7 +79,8 @@ for index in range({count}):
         bucket=BucketSettings(f"backup-target-{{index}}", settings.primary.region),
         object_lock=settings.object_lock, lifecycle=settings.lifecycle,
         access_log_days=settings.access_log_days, account_id=account_id, grants=grants,
-        break_glass_arn=None, replica=False, protect=settings.protect))
+        break_glass_arn=None, keep=settings.keep, key_tags=settings.key_tags,
+        protect=settings.protect))
 """
 
 

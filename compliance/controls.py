@@ -2,8 +2,10 @@
 
 Each control has an id, a title, a severity, a scope (which declared things it judges), the
 framework ids it maps to, whether it is mandatory, and a check over one subject of its scope
-returning pass / fail with evidence (resource, statement Sid). A control whose scope is empty
-is not applicable, with the reason. Checks read only `compliance.inventory` views of the
+returning pass / fail with evidence (resource, statement Sid) — or manual, for a document the
+stack renders for someone else to apply (the organization guard): its properties are checked,
+but whether it is in force is not the stack's to see. A control whose scope is empty is not
+applicable, with the reason. Checks read only `compliance.inventory` views of the
 declared resources (type + inputs) — what CrossGuard sees too — and never import components.
 
 Packs select controls by id (`compliance.report`, `policy/__main__.py`); none copies a rule.
@@ -16,12 +18,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from compliance.evaluation import LabelledPolicy, Request, evaluate
+from compliance.evaluation import Decision, LabelledPolicy, PolicyKind, Request, evaluate
 from compliance.inventory import (
     BUCKET_POLICY,
     ENCRYPTION,
+    EVENT_TARGET,
     KMS_KEY,
     LIFECYCLE,
     LOGGING,
@@ -30,9 +34,14 @@ from compliance.inventory import (
     OWNERSHIP,
     PUBLIC_ACCESS_BLOCK,
     REPLICATION,
+    RESOURCE_CONTROL_POLICY,
+    SERVICE_CONTROL_POLICY,
+    TOPIC,
+    TOPIC_POLICY,
     VERSIONING,
     BucketView,
     ContainerView,
+    Declared,
     Inventory,
     PolicyDocument,
     RoleView,
@@ -40,7 +49,7 @@ from compliance.inventory import (
 )
 from components.layout import POSTGRES_PREFIX
 
-Status = Literal["pass", "fail", "n/a", "unknown"]
+Status = Literal["pass", "fail", "n/a", "unknown", "manual"]
 Severity = Literal["critical", "high", "medium", "low"]
 
 # Labels the backup runtime puts on its containers (the contract for the runtime issue).
@@ -67,6 +76,11 @@ def passed(evidence: str, sids: Iterable[str] = ()) -> Verdict:
 
 def failed(evidence: str, sids: Iterable[str] = ()) -> Verdict:
     return Verdict("fail", evidence, tuple(sids))
+
+
+def manual(evidence: str, sids: Iterable[str] = ()) -> Verdict:
+    """The document is right; applying it is someone else's step."""
+    return Verdict("manual", evidence, tuple(sids))
 
 
 @dataclass(frozen=True)
@@ -205,8 +219,7 @@ def run_control(item: Control, inventory: Inventory) -> ControlResult:
             verdict = Verdict("unknown", f"{unknown.path} is unknown during preview")
         findings.append(Finding(label, verdict.status, verdict.evidence, verdict.sids))
     statuses = {f.status for f in findings}
-    status: Status = ("fail" if "fail" in statuses else "unknown" if "unknown" in statuses
-                      else "pass")
+    status: Status = next((s for s in ("fail", "unknown", "manual") if s in statuses), "pass")
     return ControlResult(item, status, tuple(findings))
 
 
@@ -495,6 +508,59 @@ def _no_policy_changes(bucket: BucketView, inventory: Inventory) -> Verdict:
                   [str(s.get("Sid", "?")) for s in allows])
 
 
+def _administrator(inventory: Inventory) -> tuple[str, LabelledPolicy]:
+    """Stands for any other principal of the account: its identity policy allows `*` on `*`."""
+    arn = f"arn:aws:iam::{inventory.account_id() or '000000000000'}:role/any-administrator"
+    return arn, LabelledPolicy("administrator (*:* on *)", "identity",
+                               {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+                               principal_arn=arn)
+
+
+def _account_principals(inventory: Inventory) -> list[str]:
+    """The account root, an administrator, and every role of the stack."""
+    account = inventory.account_id() or "000000000000"
+    return sorted({
+        f"arn:aws:iam::{account}:root",
+        _administrator(inventory)[0],
+        *(f"arn:aws:iam::{account}:role/{role.role_name}" for role in inventory.roles),
+    })
+
+
+def _https(principal: str | None, **extra: str) -> dict[str, str]:
+    context = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3", **extra}
+    if principal is not None:
+        context["aws:PrincipalArn"] = principal
+    return context
+
+
+def _decide(policies: Sequence[LabelledPolicy], principal: str | None, action: str,
+            resource: str, context: Mapping[str, str | list[str]]) -> Decision:
+    """Raises ValueError (a policy the evaluator cannot read), which callers report as fail."""
+    return evaluate(Request(principal, action, resource, context), policies)
+
+
+def _denied_to_all(name: str, document: Mapping[str, Any], inventory: Inventory,
+                   principals: Sequence[str], action: str, resource: str,
+                   context: Mapping[str, str] = MappingProxyType({})) -> tuple[list[str], str]:
+    """Is `action` explicitly denied by the resource policy to each of `principals` (the
+    administrator with its *:* identity policy)? (deciding Sids, "" or the failure)."""
+    admin = _administrator(inventory)[1]
+    policies = [LabelledPolicy(name, "resource", document), admin]
+    sids: list[str] = []
+    for principal in principals:
+        try:
+            decision = _decide(policies, principal, action, resource,
+                               _https(principal, **context))
+        except ValueError as error:
+            return sids, f"{name}: cannot evaluate ({error})"
+        if decision.reason != "explicit-deny":
+            condition = f" with {dict(context)}" if context else ""
+            return sids, (f"{name}: {action} by {principal}{condition} is not explicitly "
+                          f"denied ({decision.reason})")
+        sids += [ref.sid for ref in decision.deciding if ref.sid not in sids]
+    return sids, ""
+
+
 @control("s3-version-delete-break-glass-only", "No principal but break-glass can delete a "
          "version", severity="critical", scope=BACKUP_BUCKETS)
 def _version_delete(bucket: BucketView, inventory: Inventory) -> Verdict:
@@ -502,43 +568,189 @@ def _version_delete(bucket: BucketView, inventory: Inventory) -> Verdict:
     if policy is None:
         return failed(f"{bucket.label} has no bucket policy")
     name, document = policy
-    account = inventory.account_id() or "000000000000"
-    principals = sorted({
-        f"arn:aws:iam::{account}:root",
-        f"arn:aws:iam::{account}:role/any-administrator",  # stands for any other principal
-        *(f"arn:aws:iam::{account}:role/{role.role_name}" for role in inventory.roles),
-    })
-    # The administrator holds an identity policy allowing everything.
-    admin = LabelledPolicy("administrator (s3:* on *)", "identity",
-                           {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]},
-                           principal_arn=f"arn:aws:iam::{account}:role/any-administrator")
-    sids: list[str] = []
-    for principal in principals:
-        request = Request(principal, "s3:DeleteObjectVersion", f"{bucket.arn}/{POSTGRES_PREFIX}x",
-                          {"aws:PrincipalArn": principal, "aws:SecureTransport": "true"})
-        try:
-            decision = evaluate(request, [LabelledPolicy(name, "resource", document), admin])
-        except ValueError as error:
-            return failed(f"{name}: cannot evaluate ({error})")
-        if decision.reason != "explicit-deny":
-            return failed(f"{name}: s3:DeleteObjectVersion by {principal} is not explicitly "
-                          f"denied ({decision.reason})")
-        sids += [ref.sid for ref in decision.deciding if ref.sid not in sids]
-    exceptions = _break_glass_exceptions(document, sids)
+    resource = f"{bucket.arn}/{POSTGRES_PREFIX}x"
+    sids, failure = _denied_to_all(name, document, inventory, _account_principals(inventory),
+                                   "s3:DeleteObjectVersion", resource)
+    if failure:
+        return failed(failure)
+    exceptions = _exceptions(name, document, sids, "s3:DeleteObjectVersion", resource)
     evidence = (f"{name}: s3:DeleteObjectVersion explicitly denied to the account root, every "
-                f"role of the stack and an administrator allowed s3:*")
+                f"role of the stack and an administrator allowed *:*")
     if exceptions:
         evidence += f"; excepted: {', '.join(exceptions)} (break-glass)"
     return passed(evidence, sids)
 
 
-def _break_glass_exceptions(document: Mapping[str, Any], sids: Sequence[str]) -> list[str]:
+def _exceptions(name: str, document: Mapping[str, Any], sids: Sequence[str], action: str,
+                resource: str) -> list[str]:
+    """The principals the deciding Denies except (ArnNotEquals aws:PrincipalArn) that the
+    policy does not deny `action` after all."""
     found: list[str] = []
+    policies = [LabelledPolicy(name, "resource", document)]
     for statement in _statements(document):
         if statement.get("Sid") in sids:
             block = (statement.get("Condition") or {}).get("ArnNotEquals") or {}
-            found += [str(v) for v in _as_list(block.get("aws:PrincipalArn"))]
+            for arn in map(str, _as_list(block.get("aws:PrincipalArn"))):
+                decision = _decide(policies, arn, action, resource, _https(arn))
+                if decision.reason != "explicit-deny" and arn not in found:
+                    found.append(arn)
     return found
+
+
+def _replicas(inventory: Inventory) -> list[tuple[BucketView, str]]:
+    """Backup buckets a replication rule writes into, with the rule's role."""
+    found = []
+    for config in inventory.of_type(REPLICATION):
+        role = config.get("role")
+        for index, _ in enumerate(config.get("rules", default=[]) or []):
+            arn = config.get("rules", index, "destination", "bucket") or ""
+            target = inventory.bucket_named(str(arn).removeprefix("arn:aws:s3:::"))
+            if target is not None and target.role == "backup":
+                found.append((target, str(role)))
+    return found
+
+
+REPLICA_BUCKETS = Scope("replica buckets (replication destinations)", _replicas,
+                        lambda pair: _bucket_label(pair[0]),
+                        "no replication rule writes into a backup bucket of the stack")
+# Object writes a principal could make in a replica: Replicate* is how a role named in a
+# replication rule of another bucket would write there.
+REPLICA_WRITES: Final = (
+    "s3:PutObject", "s3:DeleteObject", "s3:ReplicateObject", "s3:ReplicateDelete",
+    "s3:ReplicateTags", "s3:PutObjectRetention", "s3:PutObjectLegalHold",
+    "s3:PutObjectTagging", "s3:DeleteObjectTagging", "s3:PutObjectAcl", "s3:RestoreObject",
+    "s3:AbortMultipartUpload",
+)
+
+
+@control("s3-replica-written-by-replication-only", "No principal but the replication role "
+         "(and break-glass) can write objects of a replica", severity="critical",
+         scope=REPLICA_BUCKETS)
+def _replica_writes(pair: tuple[BucketView, str], inventory: Inventory) -> Verdict:
+    bucket, writer = pair
+    policy = _policy_of(bucket, inventory)
+    if policy is None:
+        return failed(f"{bucket.label} has no bucket policy")
+    name, document = policy
+    account = inventory.account_id() or "000000000000"
+    # Another role holding s3:Replicate* (an administrator covers any identity policy).
+    principals = [p for p in _account_principals(inventory) if p != writer]
+    principals.append(f"arn:aws:iam::{account}:role/other-replicator")
+    resource = f"{bucket.arn}/{POSTGRES_PREFIX}x"
+    sids: list[str] = []
+    for action in REPLICA_WRITES:
+        found, failure = _denied_to_all(name, document, inventory, principals, action,
+                                        resource)
+        if failure:
+            return failed(failure)
+        sids += [sid for sid in found if sid not in sids]
+    replicated = _decide([LabelledPolicy(name, "resource", document)], writer,
+                         "s3:ReplicateObject", resource, _https(writer))
+    if not replicated.allowed:
+        return failed(f"{name}: the replication role {writer} cannot s3:ReplicateObject "
+                      f"({replicated.reason})")
+    return passed(f"{name}: {len(REPLICA_WRITES)} object writes ({', '.join(REPLICA_WRITES)}) "
+                  "explicitly denied to the account root, every other role of the stack, an "
+                  f"administrator allowed *:* and any other role; {writer} may replicate", sids)
+
+
+# The encryption headers a PUT may carry that escape the bucket's key, and what they name.
+FOREIGN_ENCRYPTION: Final = (
+    ("SSE-S3", {"s3:x-amz-server-side-encryption": "AES256"}),
+    ("DSSE-KMS", {"s3:x-amz-server-side-encryption": "aws:kms:dsse"}),
+    ("another KMS key", {"s3:x-amz-server-side-encryption": "aws:kms",
+                         "s3:x-amz-server-side-encryption-aws-kms-key-id":
+                             "arn:aws:kms:eu-central-1:000000000000:key/another-key"}),
+    ("SSE-C", {"s3:x-amz-server-side-encryption-customer-algorithm": "AES256"}),
+)
+
+
+@control("s3-writes-use-the-bucket-key", "A PUT naming other encryption than the bucket's own "
+         "key is denied; a PUT without encryption headers is not", severity="high",
+         scope=BACKUP_BUCKETS)
+def _bucket_key_only(bucket: BucketView, inventory: Inventory) -> Verdict:
+    """Asked of the bucket's writer (an administrator allowed *:*; on a replica the
+    replication role, the only principal its other Denies spare). Multipart initiation is
+    s3:PutObject too."""
+    policy = _policy_of(bucket, inventory)
+    encryption = bucket.one(ENCRYPTION)
+    if policy is None or encryption is None:
+        return failed(f"{bucket.label} has no bucket policy or no default encryption")
+    name, document = policy
+    key_arn = str(encryption.get("rules", 0, "applyServerSideEncryptionByDefault",
+                                 "kmsMasterKeyId") or "")
+    replicated_by = [role for replica, role in _replicas(inventory) if replica == bucket]
+    writer, identity = _administrator(inventory)
+    writer = replicated_by[0] if replicated_by else writer
+    policies = [LabelledPolicy(name, "resource", document), identity]
+    resource = f"{bucket.arn}/{POSTGRES_PREFIX}x"
+    own = {"s3:x-amz-server-side-encryption": "aws:kms",
+           "s3:x-amz-server-side-encryption-aws-kms-key-id": key_arn}
+    sids: list[str] = []
+    try:
+        for label, headers in (("without encryption headers", {}),
+                               *([(f"naming {key_arn}", own)] if key_arn else [])):
+            decision = _decide(policies, writer, "s3:PutObject", resource,
+                               _https(writer, **headers))
+            if decision.reason == "explicit-deny":
+                return failed(f"{name}: a PUT by {writer} {label} is denied",
+                              [ref.sid for ref in decision.deciding])
+        for label, headers in FOREIGN_ENCRYPTION:
+            decision = _decide(policies, writer, "s3:PutObject", resource,
+                               _https(writer, **headers))
+            if decision.reason != "explicit-deny":
+                return failed(f"{name}: a PUT by {writer} naming {label} is not explicitly "
+                              f"denied ({decision.reason})")
+            sids += [ref.sid for ref in decision.deciding if ref.sid not in sids]
+    except ValueError as error:
+        return failed(f"{name}: cannot evaluate ({error})")
+    return passed(f"{name}: a PUT by {writer} naming "
+                  f"{', '.join(label for label, _ in FOREIGN_ENCRYPTION)} is denied; without "
+                  f"encryption headers or naming {key_arn} it is not", sids)
+
+
+@control("s3-retention-capped", "No principal can set a retention beyond the configured "
+         "maximum; the backup role sets COMPLIANCE only", severity="high",
+         scope=BACKUP_BUCKETS)
+def _retention_capped(bucket: BucketView, inventory: Inventory) -> Verdict:
+    """COMPLIANCE retention cannot be shortened: a 100-year retention set by a compromised
+    backup host or an administrator would be irrevocable."""
+    policy = _policy_of(bucket, inventory)
+    if policy is None:
+        return failed(f"{bucket.label} has no bucket policy")
+    name, document = policy
+    resource = f"{bucket.arn}/{POSTGRES_PREFIX}x"
+    century = {"s3:object-lock-mode": "COMPLIANCE",
+               "s3:object-lock-remaining-retention-days": "36500"}
+    sids: list[str] = []
+    for action in ("s3:PutObjectRetention", "s3:PutObject"):  # a PUT may set retention too
+        found, failure = _denied_to_all(name, document, inventory,
+                                        _account_principals(inventory), action, resource,
+                                        century)
+        if failure:
+            return failed(failure)
+        sids += [sid for sid in found if sid not in sids]
+    caps = sorted({str(value) for statement in _statements(document)
+                   if statement.get("Sid") in sids
+                   for value in _as_list((statement.get("Condition") or {}).get(
+                       "NumericGreaterThan", {}).get("s3:object-lock-remaining-retention-days"))})
+    for role in inventory.roles_with("backup"):
+        arn = f"arn:aws:iam::{inventory.account_id() or '000000000000'}:role/{role.role_name}"
+        policies = [LabelledPolicy(name, "resource", document),
+                    *(LabelledPolicy(p.name, "identity", PolicyDocument(p, "identity").document(),
+                                     arn) for p in role.policies)]
+        governance = _decide(policies, arn, "s3:PutObjectRetention", resource, _https(
+            arn, **{"s3:object-lock-mode": "GOVERNANCE",
+                    "s3:object-lock-remaining-retention-days": "1"}))
+        if governance.allowed:
+            return failed(f"{name}: {role.role_name} may set a GOVERNANCE retention, which "
+                          "s3:BypassGovernanceRetention could shorten",
+                          [ref.sid for ref in governance.deciding])
+    return passed(f"{name}: a 100-year retention (PutObjectRetention, or PutObject with lock "
+                  "headers) is explicitly denied to the account root, every role of the stack "
+                  "and an administrator allowed *:* (cap: s3:object-lock-remaining-retention-"
+                  f"days > {', '.join(caps) or '?'}); the backup role cannot set GOVERNANCE "
+                  "retention", sids)
 
 
 # --- policy documents ----------------------------------------------------------------------
@@ -687,6 +899,263 @@ def _restore_read_only(role: RoleView, inventory: Inventory) -> Verdict:
     actions = sorted({a for _, _, acts in grants for a in acts})
     return passed(f"{len(grants)} Allow statement(s) grant only {', '.join(actions)}",
                   dict.fromkeys(sid for _, sid, _ in grants))
+
+
+# --- the alert topic -------------------------------------------------------------------------
+
+TOPICS = Scope("SNS topics", lambda i: i.of_type(TOPIC), lambda t: t.name,
+               "the stack declares no SNS topic")
+
+
+def _topic_arn(topic: Declared, inventory: Inventory) -> str:
+    """Known before the topic exists: its region, the account and its name."""
+    account = inventory.account_id() or "000000000000"
+    return f"arn:aws:sns:{topic.get('region')}:{account}:{topic.get('name')}"
+
+
+def _topic_publishers(topic: Declared, inventory: Inventory) -> list[tuple[str, dict[str, str]]]:
+    """(service, a request context it publishes with) for every service the topic policy lets
+    publish, plus EventBridge when a rule of the stack targets the topic."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for policy in inventory.of_type(TOPIC_POLICY):
+        if policy.parent != topic.parent:
+            continue
+        for statement in _statements(PolicyDocument(policy, "resource").document()):
+            principal = statement.get("Principal")
+            services = _as_list(principal.get("Service")) if isinstance(principal, Mapping) \
+                else []
+            context: dict[str, str] = {}
+            for block in (statement.get("Condition") or {}).values():
+                for key, value in block.items():
+                    context[key] = str(_as_list(value)[0]).replace("*", "any")
+            found += [(str(service), context) for service in services
+                      if statement.get("Effect") == "Allow"]
+    account = inventory.account_id() or "000000000000"
+    if any(target.get("arn") == _topic_arn(topic, inventory)
+           for target in inventory.of_type(EVENT_TARGET)):
+        found.append(("events.amazonaws.com", {"aws:SourceAccount": account}))
+    return found
+
+
+@control("sns-topic-encrypted-for-publishers-only", "The alert topic is encrypted with a key "
+         "only its publishing services may use", severity="medium", scope=TOPICS,
+         frameworks=("SecurityHub SNS.1", "CKV_AWS_26"))
+def _topic_encrypted(topic: Declared, inventory: Inventory) -> Verdict:
+    key_id = topic.get("kmsMasterKeyId")
+    key = next((k for k in inventory.of_type(KMS_KEY) if k.parent == topic.parent), None)
+    if not key_id or key is None:
+        return failed(f"{topic.name}: no customer managed key (kmsMasterKeyId {key_id!r})")
+    if str(key_id).startswith("alias/aws/"):
+        return failed(f"{topic.name}: {key_id} is AWS managed: its policy admits no service")
+    account = inventory.account_id() or "000000000000"
+    topic_arn = _topic_arn(topic, inventory)
+    policies = [LabelledPolicy(key.name, "resource", PolicyDocument(key, "resource").document())]
+    publishers = _topic_publishers(topic, inventory)
+    own = {"kms:EncryptionContext:aws:sns:topicArn": topic_arn}
+    sids: list[str] = []
+
+    def allowed(service: str, action: str, context: Mapping[str, str]) -> Decision:
+        return _decide(policies, f"service:{service}", action, "*", context)
+
+    # Each condition the topic policy puts on a publisher, violated one at a time.
+    elsewhere = {"aws:SourceArn": "arn:aws:iam::000000000000:role/not-the-source",
+                 "aws:SourceAccount": "000000000000",
+                 "kms:EncryptionContext:aws:sns:topicArn": f"{topic_arn}-other"}
+    labels = {"aws:SourceArn": "another source", "aws:SourceAccount": "another account's source",
+              "kms:EncryptionContext:aws:sns:topicArn": "another topic"}
+    services = {service for service, _ in publishers}
+    try:
+        for service, context in publishers:
+            for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+                decision = allowed(service, action, {**context, **own})
+                if not decision.allowed:
+                    return failed(f"{key.name}: {service} (publishes to {topic.name}) cannot "
+                                  f"{action}")
+                sids += [ref.sid for ref in decision.deciding if ref.sid not in sids]
+            for condition in [*context, *own]:
+                if condition in elsewhere and allowed(service, "kms:GenerateDataKey", {
+                        **context, **own, condition: elsewhere[condition]}).allowed:
+                    return failed(f"{key.name}: {service} may use the key for "
+                                  f"{labels[condition]}")
+            for other in ("events.amazonaws.com", "s3.amazonaws.com", "cloudwatch.amazonaws.com",
+                          "sns.amazonaws.com"):
+                if other not in services and allowed(other, "kms:GenerateDataKey",
+                                                     {**context, **own}).allowed:
+                    return failed(f"{key.name}: {other} may use the key but does not publish "
+                                  f"to {topic.name}")
+        for principal in (f"arn:aws:iam::{account}:root", _administrator(inventory)[0]):
+            if _decide(policies, principal, "kms:Decrypt", "*", _https(principal)).allowed:
+                return failed(f"{key.name}: {principal} may decrypt the alerts")
+    except ValueError as error:
+        return failed(f"{key.name}: cannot evaluate ({error})")
+    return passed(f"{topic.name}: encrypted with {key.name}, whose policy lets exactly "
+                  f"{', '.join(sorted(services))} (the topic's publishers) generate data keys "
+                  "and decrypt, each for its own source and this topic only", sids)
+
+
+# --- the organization guard ------------------------------------------------------------------
+
+ORGANIZATION_GUARD = Scope("organization guard (rendered, not deployed)",
+                           lambda i: i.of_type(RESOURCE_CONTROL_POLICY), lambda r: r.name,
+                           "the stack renders no organization guard")
+MODELLED_ORGANIZATION: Final = "o-exampleorgid"
+
+
+def _guard(inventory: Inventory) -> list[LabelledPolicy]:
+    kinds: dict[str, PolicyKind] = {RESOURCE_CONTROL_POLICY: "rcp", SERVICE_CONTROL_POLICY: "scp"}
+    return [LabelledPolicy(p.resource.name, kinds[p.resource.type], p.document())
+            for p in inventory.policies if p.resource.type in kinds]
+
+
+def _guard_exempt(policies: Sequence[LabelledPolicy]) -> list[str]:
+    return sorted({str(arn) for policy in policies for statement in _statements(policy.document)
+                   for arn in _as_list(((statement.get("Condition") or {}).get("ArnNotLike")
+                                        or {}).get("aws:PrincipalArn"))})
+
+
+@control("org-guard-rendered", "The organization guard (RCP and SCP) protects the buckets, "
+         "keys and exempt roles from the account's own administrators", severity="critical",
+         scope=ORGANIZATION_GUARD)
+def _organization_guard(rcp: Declared, inventory: Inventory) -> Verdict:
+    """Checked by what it denies, under AWS's evaluation of RCPs and SCPs; whether the
+    management account has attached it the stack cannot see, hence "manual"."""
+    policies = _guard(inventory)
+    exempt = _guard_exempt(policies)
+    admin = _administrator(inventory)[0]
+    in_org = {"aws:PrincipalOrgID": MODELLED_ORGANIZATION,
+              "aws:ResourceOrgID": MODELLED_ORGANIZATION, "aws:PrincipalIsAWSService": "false"}
+    probes: list[tuple[str, str, str, str, dict[str, str], bool]] = []  # who, action, on, ...
+    for bucket in inventory.buckets_of("backup"):
+        probes += [("an administrator", admin, "s3:PutBucketPolicy", bucket.arn, in_org, True),
+                   ("an administrator", admin, "s3:PutBucketObjectLockConfiguration",
+                    bucket.arn, in_org, True),
+                   ("an administrator", admin, "s3:PutReplicationConfiguration", bucket.arn,
+                    in_org, True),
+                   ("an administrator", admin, "s3:PutLifecycleConfiguration", bucket.arn,
+                    in_org, True),
+                   ("another organization's principal", "arn:aws:iam::444455556666:role/x",
+                    "s3:GetObject", f"{bucket.arn}/x",
+                    {**in_org, "aws:PrincipalOrgID": "o-otherorgid"}, True),
+                   ("an anonymous principal", "", "s3:GetObject", f"{bucket.arn}/x",
+                    {"aws:ResourceOrgID": MODELLED_ORGANIZATION}, True),
+                   ("an AWS service", "service:s3.amazonaws.com", "s3:GetObject",
+                    f"{bucket.arn}/x", {"aws:ResourceOrgID": MODELLED_ORGANIZATION,
+                                        "aws:PrincipalIsAWSService": "true"}, False),
+                   ("a principal of the organization", admin, "s3:GetObject", f"{bucket.arn}/x",
+                    in_org, False)]
+        probes += [("the exempt principal " + arn, arn, "s3:PutBucketPolicy", bucket.arn,
+                    in_org, False) for arn in exempt]
+    for key in _stack_key_arns(inventory):
+        probes.append(("an administrator", admin, "kms:PutKeyPolicy", key, in_org, True))
+    roles = [*exempt, *(arn for _, arn in _replicas(inventory))]
+    for role in dict.fromkeys(roles):
+        for action in ("iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy", "iam:DeleteRole"):
+            probes.append(("an administrator", admin, action, role, in_org, True))
+    for provider in _trusted_providers(inventory, exempt):
+        probes.append(("an administrator", admin, "iam:UpdateOpenIDConnectProviderThumbprint",
+                       provider, in_org, True))
+    sids: list[str] = []
+    try:
+        for who, principal, action, resource, context, deny in probes:
+            decision = _decide(policies, principal or None, action, resource,
+                               {**context, **({"aws:PrincipalArn": principal}
+                                              if principal.startswith("arn:") else {})})
+            if (decision.reason == "explicit-deny") != deny:
+                return failed(f"{action} on {resource} by {who} is "
+                              f"{'not ' if deny else ''}denied by the guard")
+            sids += [ref.sid for ref in decision.deciding
+                     if decision.reason == "explicit-deny" and ref.sid not in sids]
+    except ValueError as error:
+        return failed(f"{rcp.name}: cannot evaluate ({error})")
+    return manual(
+        "rendered, apply in the management account: " + ", ".join(p.label for p in policies)
+        + f" deny {len(probes)} probed requests as documented (bucket and key policy changes "
+        + (f"by anyone but {', '.join(exempt)}" if exempt else "by anyone: no principal is exempt")
+        + "; S3 from outside the organization; changes to the exempt and replication roles"
+        + (" and the OIDC provider" if _trusted_providers(inventory, exempt) else "")
+        + "); AWS services and the organization's principals pass", sids)
+
+
+def _stack_key_arns(inventory: Inventory) -> list[str]:
+    """The keys that encrypt the backup buckets and the topics (their ARNs, as the buckets'
+    default encryption and the topics name them)."""
+    arns = [bucket.one(ENCRYPTION).get("rules", 0, "applyServerSideEncryptionByDefault",
+                                       "kmsMasterKeyId")
+            for bucket in inventory.buckets_of("backup") if bucket.one(ENCRYPTION)]
+    arns += [topic.get("kmsMasterKeyId") for topic in inventory.of_type(TOPIC)]
+    return [str(arn) for arn in arns if arn]
+
+
+def _trusted_providers(inventory: Inventory, roles: Sequence[str]) -> list[str]:
+    """The federated (OIDC) providers the exempt roles of the stack trust."""
+    found: list[str] = []
+    for role in inventory.roles:
+        if not any(arn.endswith(role.arn_suffix) for arn in roles):
+            continue
+        trust = PolicyDocument(role.resource, "trust").document()
+        for statement in _statements(trust):
+            principal = statement.get("Principal")
+            if isinstance(principal, Mapping):
+                found += [str(p) for p in _as_list(principal.get("Federated")) if p not in found]
+    return found
+
+
+# --- key creation (CI deploy role) -----------------------------------------------------------
+
+def _key_creators(inventory: Inventory) -> list[RoleView]:
+    return [role for role in inventory.roles
+            if any("kms:CreateKey" in _as_list(statement.get("Action"))
+                   for policy in role.policies
+                   for statement in _statements(PolicyDocument(policy, "identity").document()))]
+
+
+KEY_CREATING_ROLES = Scope("roles allowed kms:CreateKey", _key_creators,
+                           lambda r: r.role_name,
+                           "no role of the stack may create KMS keys (no github config)")
+
+
+@control("iam-key-management-tag-scoped", "A role that creates keys can create and manage only "
+         "keys carrying the stack's tag", severity="high", scope=KEY_CREATING_ROLES)
+def _key_management_scoped(role: RoleView, inventory: Inventory) -> Verdict:
+    """A key's ARN exists only after it is created, so the scope is the tag the stack sets on
+    every key it creates."""
+    tags = next((dict(k.get("tags") or {}) for k in inventory.of_type(KMS_KEY)), {})
+    if not tags:
+        return failed("the stack's KMS keys carry no tags to scope key management by")
+    account = inventory.account_id() or "000000000000"
+    arn = f"arn:aws:iam::{account}:role/{role.role_name}"
+    policies = [LabelledPolicy(p.name, "identity", PolicyDocument(p, "identity").document(), arn)
+                for p in role.policies]
+    region = next(str(k.get("region")) for k in inventory.of_type(KMS_KEY))
+    key = f"arn:aws:kms:{region}:{account}:key/any-key"
+    requested = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+    on_key = {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+    other = {f"aws:RequestTag/{k}": f"{v}-other" for k, v in tags.items()}
+    probes = [
+        ("creates a key with the stack's tag", "kms:CreateKey", "*",
+         {**requested, "aws:TagKeys": list(tags), "aws:RequestedRegion": region}, True),
+        ("creates an untagged key", "kms:CreateKey", "*", {"aws:RequestedRegion": region},
+         False),
+        ("creates a key with another tag key too", "kms:CreateKey", "*",
+         {**requested, "aws:TagKeys": [*tags, "other"], "aws:RequestedRegion": region}, False),
+        ("tags a key with another value", "kms:TagResource", key,
+         {**other, "aws:TagKeys": list(tags)}, False),
+        ("changes the policy of a key with the stack's tag", "kms:PutKeyPolicy", key, on_key,
+         True),
+        ("changes the policy of a key without it", "kms:PutKeyPolicy", key, {}, False),
+    ]
+    sids: list[str] = []
+    try:
+        for label, action, resource, context, expected in probes:
+            decision = _decide(policies, arn, action, resource, context)
+            if decision.allowed != expected:
+                return failed(f"{role.role_name} {label}: {'denied' if expected else 'allowed'}",
+                              [ref.sid for ref in decision.deciding])
+            sids += [ref.sid for ref in decision.deciding if ref.sid not in sids]
+    except ValueError as error:
+        return failed(f"{role.role_name}: cannot evaluate ({error})")
+    return passed(f"{role.role_name}: creates keys only with {tags} (and no other tag key), "
+                  "manages only keys carrying it", sids)
 
 
 # --- containers (the backup runtime) -------------------------------------------------------

@@ -21,15 +21,25 @@ Conventions (the request side is plain data supplied by the caller):
   ``NotPrincipal`` entries match exactly (the NotPrincipal page's examples list
   the account ARN next to the one user who is excluded).
 * A context key holding an empty list counts as absent.
+* Policy variables (``${aws:ResourceOrgID}``) are allowed in condition values
+  only, and take the request context's value of their key ("IAM policy
+  elements: Variables and tags").
+* AWS Organizations policies are guardrails: kind ``"scp"`` (no Principal;
+  binds IAM principals, never an anonymous request or an AWS service) and
+  ``"rcp"`` (Principal ``"*"``; binds every request on the resource). Only their
+  Denies count: an Allow there grants nothing, and the organization's default
+  ``FullAWSAccess`` / ``RCPFullAWSAccess`` policies are assumed attached.
 
 Raises ValueError rather than guessing: unknown or unsupported operators,
-policy variables (``${...}``), Federated/CanonicalUser principals, partial
-wildcards in principals, multivalued context keys used without
-``ForAnyValue:``/``ForAllValues:``, and malformed statements.
+policy variables outside condition values or whose key the request context
+lacks, Federated/CanonicalUser principals, partial wildcards in principals,
+multivalued context keys used without ``ForAnyValue:``/``ForAllValues:``, and
+malformed statements.
 
-Not modelled: SCPs/RCPs, permission boundaries, session policies, ACLs,
-cross-account requests, and the KMS rule that identity policies only count when
-the key policy enables them.
+Not modelled: which accounts an SCP or RCP is attached to (the caller decides
+by passing it), permission boundaries, session policies, ACLs, cross-account
+requests, and the KMS rule that identity policies only count when the key
+policy enables them.
 """
 
 from __future__ import annotations
@@ -64,10 +74,14 @@ class Decision:
     deciding: tuple[StatementRef, ...]
 
 
+PolicyKind = Literal["identity", "resource", "scp", "rcp"]
+GUARDRAILS: tuple[PolicyKind, ...] = ("scp", "rcp")
+
+
 @dataclass(frozen=True)
 class LabelledPolicy:
     label: str
-    kind: Literal["identity", "resource"]
+    kind: PolicyKind
     document: Mapping[str, Any]
     principal_arn: str | None = None  # identity policies: the principal attached to
 
@@ -77,6 +91,7 @@ def evaluate(request: Request, policies: Sequence[LabelledPolicy]) -> Decision:
 
     Within one account an Allow from either an identity policy or a resource
     policy is enough ("Policy evaluation for requests within a single account").
+    A guardrail (SCP, RCP) can only deny.
     """
     denies: list[StatementRef] = []
     allows: list[StatementRef] = []
@@ -86,17 +101,30 @@ def evaluate(request: Request, policies: Sequence[LabelledPolicy]) -> Decision:
                 raise ValueError(f"identity policy {policy.label!r} has no principal_arn")
             if policy.principal_arn != request.principal_arn:
                 continue
-        elif policy.kind != "resource":
+        elif policy.kind == "scp":
+            if not _bound_by_scps(request.principal_arn):
+                continue
+        elif policy.kind not in ("resource", "rcp"):
             raise ValueError(f"policy {policy.label!r}: unknown kind {policy.kind!r}")
+        resource_based = policy.kind in ("resource", "rcp")
         for index, statement in enumerate(_statements(policy)):
-            if statement_matches(statement, request, resource_based=policy.kind == "resource"):
+            if statement_matches(statement, request, resource_based=resource_based):
                 ref = StatementRef(policy.label, statement.get("Sid") or f"#{index}")
-                (denies if statement["Effect"] == "Deny" else allows).append(ref)
+                if statement["Effect"] == "Deny":
+                    denies.append(ref)
+                elif policy.kind not in GUARDRAILS:
+                    allows.append(ref)
     if denies:
         return Decision(False, "explicit-deny", tuple(denies))
     if allows:
         return Decision(True, "allow", tuple(allows))
     return Decision(False, "implicit-deny", ())
+
+
+def _bound_by_scps(principal_arn: str | None) -> bool:
+    """SCPs restrict the IAM users and roles (and root) of member accounts; not anonymous
+    requests, not AWS service principals ("Service control policies (SCPs)")."""
+    return principal_arn is not None and principal_arn.startswith("arn:")
 
 
 def statement_matches(
@@ -134,7 +162,11 @@ def _statements(policy: LabelledPolicy) -> list[Mapping[str, Any]]:
 
 
 def _validate(statement: Mapping[str, Any], resource_based: bool) -> None:
-    _reject_variables(statement)
+    _reject_variables({k: v for k, v in statement.items() if k != "Condition"})
+    condition = statement.get("Condition", {})
+    _reject_variables(list(condition) if isinstance(condition, Mapping) else condition)
+    for block in condition.values() if isinstance(condition, Mapping) else ():
+        _reject_variables(list(block) if isinstance(block, Mapping) else block)
     if statement.get("Effect") not in ("Allow", "Deny"):
         raise ValueError(f"Effect must be Allow or Deny, got {statement.get('Effect')!r}")
     for name in ("Action", "Resource"):
@@ -154,8 +186,8 @@ def _validate(statement: Mapping[str, Any], resource_based: bool) -> None:
 
 
 def _reject_variables(node: Any) -> None:
-    # Policy variables need request data we do not model; substituting nothing
-    # would silently change the policy's meaning.
+    # Outside condition values a policy variable would need request data we do
+    # not model; substituting nothing would silently change the policy's meaning.
     if isinstance(node, str):
         if "${" in node:
             raise ValueError(f"policy variables are not supported: {node!r}")
@@ -345,10 +377,27 @@ def _lookup(context: Mapping[str, str | list[str]], key: str) -> list[str] | Non
     return None
 
 
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _substitute(value: str, context: Mapping[str, Any]) -> str:
+    """A condition value's policy variables, replaced by the request context's values."""
+
+    def replace(match: re.Match[str]) -> str:
+        found = _lookup(context, match.group(1))
+        if found is None or len(found) != 1:
+            raise ValueError(f"policy variables need one value of their key in the request "
+                             f"context: {value!r} ({match.group(1)})")
+        return found[0]
+
+    return _VARIABLE.sub(replace, value)
+
+
 def _condition_holds(
     operator: str, key: str, policy_values: list[str], context: Mapping[str, Any]
 ) -> bool:
     qualifier, base, if_exists = _parse_operator(operator)
+    policy_values = [_substitute(value, context) for value in policy_values]
     request_values = _lookup(context, key)
     if base == "Null":  # "true": the key is absent; "false": it is present
         if any(v.lower() not in ("true", "false") for v in policy_values):

@@ -15,7 +15,10 @@ How a resource's role is recognised (explicit, by what the URN and names show, n
   controls that need it report "unknown" instead of guessing;
 * a role's **purpose** comes from the role policies the BackupBucket declares for it, named
   `<bucket component>-<purpose>-access` (purposes: backup, wal-archiver, restore, replication);
-* **containers** are `docker:index/container:Container` resources.
+* **containers** are `docker:index/container:Container` resources;
+* the **organization guard**'s documents are the components of type
+  `biometrics:backup:ResourceControlPolicy` and `...:ServiceControlPolicy` (rendered for the
+  management account, not deployed), their policy in the `content` input.
 
 Values Pulumi cannot know during a preview are `Unknown` here; reading one through `Declared.get`
 raises `UnknownValue`, which the control runner turns into an "unknown" finding.
@@ -33,6 +36,8 @@ from typing import Any, Final, Literal
 from components.layout import TYPE_PREFIX
 
 BACKUP_BUCKET_COMPONENT: Final = f"{TYPE_PREFIX}:BackupBucket"
+RESOURCE_CONTROL_POLICY: Final = f"{TYPE_PREFIX}:ResourceControlPolicy"
+SERVICE_CONTROL_POLICY: Final = f"{TYPE_PREFIX}:ServiceControlPolicy"
 LOG_BUCKET_NAME_SUFFIX: Final = "-access-logs"
 ROLE_POLICY_NAME_SUFFIX: Final = "-access"
 
@@ -51,10 +56,13 @@ NOTIFICATION: Final = "aws:s3/bucketNotification:BucketNotification"
 KMS_KEY: Final = "aws:kms/key:Key"
 ROLE: Final = "aws:iam/role:Role"
 ROLE_POLICY: Final = "aws:iam/rolePolicy:RolePolicy"
+TOPIC: Final = "aws:sns/topic:Topic"
 TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
+EVENT_TARGET: Final = "aws:cloudwatch/eventTarget:EventTarget"
 CONTAINER: Final = "docker:index/container:Container"
 
-# Where each kind of resource keeps its policy document, and how IAM reads it.
+# Where each kind of resource keeps its policy document, and how IAM reads it (an RCP is
+# written like a resource policy, an SCP like an identity policy).
 PolicyKind = Literal["identity", "resource", "trust"]
 POLICY_FIELDS: Final[dict[str, tuple[str, PolicyKind]]] = {
     BUCKET_POLICY: ("policy", "resource"),
@@ -62,6 +70,8 @@ POLICY_FIELDS: Final[dict[str, tuple[str, PolicyKind]]] = {
     ROLE: ("assumeRolePolicy", "trust"),
     ROLE_POLICY: ("policy", "identity"),
     TOPIC_POLICY: ("policy", "resource"),
+    RESOURCE_CONTROL_POLICY: ("content", "resource"),
+    SERVICE_CONTROL_POLICY: ("content", "identity"),
 }
 _ACCOUNT_IN_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|kms|sns)::?(?:[a-z0-9-]+:)?(\d{12}):")
 

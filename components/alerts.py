@@ -1,8 +1,10 @@
 """BackupAlerts: one SNS topic that pages when replication fails or lags, or delete markers
-appear in the primary bucket."""
+appear in the primary bucket. The topic is encrypted with a key of its own that only the
+publishing services may use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -41,11 +43,28 @@ class ReplicationWatch:
 class BackupAlerts(pulumi.ComponentResource):
     def __init__(self, name: str, settings: AlertSettings, *, account_id: pulumi.Input[str],
                  region: str, bucket_name: pulumi.Input[str], bucket_arn: pulumi.Input[str],
-                 replication: ReplicationWatch | None,
+                 replication: ReplicationWatch | None, key_tags: Mapping[str, str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:BackupAlerts", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.topic = aws.sns.Topic(f"{name}-topic", name=name, region=region, opts=child)
+        # The topic's ARN is known before it exists, so its key policy can name it.
+        topic_arn = pulumi.Output.from_input(account_id).apply(
+            lambda account: f"arn:aws:sns:{region}:{account}:{name}")
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encrypts the messages of the SNS topic {name}",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.all(topic_arn, bucket_arn, account_id).apply(
+                lambda values: to_json(policies.alert_topic_key_policy(*values, region))),
+            tags=dict(key_tags),
+            region=region,
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{name}", target_key_id=self.key.key_id,
+                      region=region, opts=child)
+        self.topic = aws.sns.Topic(f"{name}-topic", name=name, kms_master_key_id=self.key.arn,
+                                   region=region, opts=child)
         topic_policy = aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=self.topic.arn,
@@ -98,4 +117,4 @@ class BackupAlerts(pulumi.ComponentResource):
                     region=region,
                     opts=child,
                 )
-        self.register_outputs({"topicArn": self.topic.arn})
+        self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn})

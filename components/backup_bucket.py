@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,12 @@ import pulumi_aws as aws
 from components import bucket_config, policies
 from components.layout import TYPE_PREFIX
 from components.policies import BucketRef, RoleAccess, Statement, to_json
-from components.settings import BucketSettings, LifecycleSettings, ObjectLockSettings
+from components.settings import (
+    BucketSettings,
+    KeepSettings,
+    LifecycleSettings,
+    ObjectLockSettings,
+)
 
 KEY_POLICY_SELF = "*"  # in a key policy the Resource is always the key itself
 
@@ -36,8 +41,11 @@ class BackupBucketArgs:
     account_id: pulumi.Input[str]
     grants: Sequence[RoleGrant]
     break_glass_arn: str | None
-    replica: bool
+    keep: KeepSettings
+    key_tags: Mapping[str, str]
     protect: bool
+    # A replica: the replication role, the only principal that may write its objects.
+    replicated_by: pulumi.Input[str] | None = None
 
 
 class BackupBucket(pulumi.ComponentResource):
@@ -65,6 +73,7 @@ class BackupBucket(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.all(args.account_id, *arns).apply(key_policy),
+            tags=dict(args.key_tags),
             region=region,
             # Destroying the stack must not crypto-shred backups Object Lock still keeps.
             opts=pulumi.ResourceOptions.merge(guarded, pulumi.ResourceOptions(
@@ -104,20 +113,22 @@ class BackupBucket(pulumi.ComponentResource):
                         bucket_config.lifecycle(args.lifecycle), region)
 
         def bucket_policy(values: list[Any]) -> str:
-            key_arn, *role_arns = values
+            key_arn, replicated_by, *role_arns = values
             ref = BucketRef(args.bucket.bucket_name, region, key_arn)
             return to_json(policies.bucket_policy(
                 ref,
                 [RoleAccess(arn, tuple(grant.statements(ref)))
                  for grant, arn in zip(args.grants, role_arns, strict=True)],
                 args.break_glass_arn,
-                replica=args.replica,
+                max_retention_days=args.keep.max_days,
+                replicated_by=replicated_by,
             ))
 
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.key.arn, *arns).apply(bucket_policy),
+            policy=pulumi.Output.all(self.key.arn, args.replicated_by, *arns).apply(
+                bucket_policy),
             region=region,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access_block]),
         )

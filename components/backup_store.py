@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pulumi
 import pulumi_aws as aws
@@ -37,7 +38,8 @@ class BackupStore(pulumi.ComponentResource):
             return RoleGrant(label, role.name, role.arn, statements)
 
         primary_grants = [
-            grant("backup", host["backup"], policies.backup_server_statements),
+            grant("backup", host["backup"],
+                  partial(policies.backup_server_statements, keep=settings.keep)),
             grant("wal-archiver", host["wal_archiver"], policies.wal_archiver_statements),
             grant("restore", host["restore"], policies.restore_server_statements),
         ]
@@ -50,7 +52,7 @@ class BackupStore(pulumi.ComponentResource):
                 grant("replication", replication, policies.replication_destination_statements))
 
         def bucket(component: str, bucket_settings: BucketSettings, grants: list[RoleGrant],
-                   replica: bool) -> BackupBucket:
+                   replicated_by: pulumi.Input[str] | None = None) -> BackupBucket:
             return BackupBucket(
                 f"{name}-{component}",
                 BackupBucketArgs(
@@ -61,17 +63,20 @@ class BackupStore(pulumi.ComponentResource):
                     account_id=account_id,
                     grants=grants,
                     break_glass_arn=settings.roles.break_glass_arn,
-                    replica=replica,
+                    keep=settings.keep,
+                    key_tags=settings.key_tags,
                     protect=settings.protect,
+                    replicated_by=replicated_by,
                 ),
                 opts=child,
             )
 
-        self.primary = bucket("primary", settings.primary, primary_grants, replica=False)
+        self.primary = bucket("primary", settings.primary, primary_grants)
         self.replica = None
         watch = None
         if settings.replica is not None:
-            self.replica = bucket("replica", settings.replica, replica_grants, replica=True)
+            self.replica = bucket("replica", settings.replica, replica_grants,
+                                  replicated_by=self.roles.replication_role.arn)
             replication_config = BucketReplication(
                 f"{name}-replication", source=self.primary, replica=self.replica,
                 role_arn=self.roles.replication_role.arn, opts=child,
@@ -81,7 +86,8 @@ class BackupStore(pulumi.ComponentResource):
         self.alerts = BackupAlerts(
             f"{name}-alerts", settings.alerts, account_id=account_id,
             region=settings.primary.region, bucket_name=self.primary.bucket_name,
-            bucket_arn=self.primary.bucket_arn, replication=watch, opts=child,
+            bucket_arn=self.primary.bucket_arn, replication=watch, key_tags=settings.key_tags,
+            opts=child,
         )
         self.register_outputs({
             "primaryBucket": self.primary.bucket_name,

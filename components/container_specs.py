@@ -105,6 +105,10 @@ def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
         webhook_url_file=webhook_secret().path if runtime.webhook else None,
         retry=agent_settings.Retry(attempts=runtime.retry_attempts,
                                    delay_seconds=runtime.retry_delay_seconds),
+        # `backup-agent keep` runs where the backup role's credentials are.
+        kept_backups=agent_settings.KeptBackups(protection=stack.keep.protection,
+                                                max_days=stack.keep.max_days)
+        if backup_host else None,
     )
 
 

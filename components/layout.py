@@ -27,4 +27,8 @@ def github_role_name(environment: str, purpose: str) -> str:
     return f"{PROJECT}-{environment}-github-{purpose}"
 
 
+# Set on every KMS key the stack creates, to the stack's environment: the deploy role may create
+# and manage only keys carrying it (components.oidc_policies).
+STACK_TAG_KEY: Final = "biometrics-backup-stack"
+
 ALL_OBJECTS_PREFIX: Final = ""  # lifecycle/replication filter that matches the whole bucket

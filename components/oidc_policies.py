@@ -5,8 +5,9 @@ Two roles, one per kind of job (facts §9):
   resources, so `pulumi preview --refresh` can read them. It never gets `s3:GetObject` on a backup
   bucket nor `kms:Decrypt` with a backup key: anyone who can push a branch can run it.
 - deploy (`repo:OWNER/REPO:environment:ENV`): what `pulumi up` of the backup store needs, scoped
-  to the stack's buckets, keys, roles, topic and alarms. It cannot change the GitHub roles or the
-  OIDC provider: widening CI's own rights stays an administrator's `pulumi up`.
+  to the stack's buckets, roles, topic and alarms by ARN, and to its keys by the tag the stack
+  sets on them (a key's ARN does not exist before it is created). It cannot change the GitHub
+  roles or the OIDC provider: widening CI's own rights stays an administrator's `pulumi up`.
 
 Actions are listed one by one (no `Get*`); the few statements with Resource "*" are actions AWS
 does not scope to a resource (see `UNSCOPED_ACTIONS`).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from components.policies import Document, Statement, policy_document, statement
 from components.settings import BucketSettings, StackSettings
@@ -29,7 +30,8 @@ STS_AUDIENCE: Final = "sts.amazonaws.com"
 # be granted on "*". Kept as small as `pulumi up`/`refresh` of this stack allows.
 UNSCOPED_ACTIONS: Final = {
     "kms:ListAliases": "the KMS alias read lists all aliases of the region",
-    "kms:CreateKey": "a key's ARN does not exist before it is created",
+    "kms:CreateKey": "a key's ARN does not exist before it is created (scoped by the stack's "
+                     "regions and the tag the stack sets on its keys)",
     "sns:GetSubscriptionAttributes": "subscriptions have no resource type in IAM",
     "sns:SetSubscriptionAttributes": "subscriptions have no resource type in IAM",
     "sns:Unsubscribe": "subscriptions have no resource type in IAM",
@@ -80,13 +82,15 @@ KEY_READ_ACTIONS: Final = (
     "kms:ListResourceTags",
 )
 # Never kms:Decrypt/Encrypt/GenerateDataKey (backup data), ScheduleKeyDeletion or DisableKey.
+# kms:TagResource is granted apart (KEY_TAGGING_ACTION): tagging at creation happens before the
+# key carries the stack's tag.
 KEY_WRITE_ACTIONS: Final = (
     "kms:PutKeyPolicy",
     "kms:EnableKeyRotation",
     "kms:UpdateKeyDescription",
-    "kms:TagResource",
     "kms:UntagResource",
 )
+KEY_TAGGING_ACTION: Final = "kms:TagResource"
 ALIAS_WRITE_ACTIONS: Final = ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias")
 ROLE_READ_ACTIONS: Final = (
     "iam:GetRole",
@@ -162,12 +166,28 @@ class DeployedStack:
                 for name in (bucket.bucket_name, bucket.log_bucket_name)]
 
     def key_patterns(self) -> list[str]:
-        # Keys get random ids: pulumi up must manage a key it has only just created.
+        # Keys get random ids: pulumi up must manage a key it has only just created (the
+        # statements using these patterns are conditioned on the stack's key tag).
         return [f"arn:aws:kms:{region}:{self.account_id}:key/*" for region in self.regions]
 
     def alias_arns(self) -> list[str]:
-        return [f"arn:aws:kms:{bucket.region}:{self.account_id}:alias/{bucket.bucket_name}"
-                for bucket in self.buckets]
+        """Each bucket key's alias, and the alert topic key's (in the primary region)."""
+        topic = self.topic_arn.rsplit(":", 1)[-1]
+        return [*(f"arn:aws:kms:{bucket.region}:{self.account_id}:alias/{bucket.bucket_name}"
+                  for bucket in self.buckets),
+                f"arn:aws:kms:{self.settings.primary.region}:{self.account_id}:alias/{topic}"]
+
+    def key_tag_condition(self, tag_context: str,
+                          operator: str = "StringEquals") -> dict[str, dict[str, str]]:
+        """The stack's key tag, in the request (`aws:RequestTag`) or on the key
+        (`aws:ResourceTag`)."""
+        return {operator: {f"{tag_context}/{key}": value
+                           for key, value in self.settings.key_tags.items()}}
+
+    def requested_key_tags(self) -> dict[str, Any]:
+        """A create or tag request carries the stack's tag, and no other tag key."""
+        return {**self.key_tag_condition("aws:RequestTag"),
+                "ForAllValues:StringEquals": {"aws:TagKeys": list(self.settings.key_tags)}}
 
     @property
     def host_role_names(self) -> list[str]:
@@ -280,15 +300,24 @@ def preview_role_policy(stack: DeployedStack) -> Document:
 def deploy_role_policy(stack: DeployedStack) -> Document:
     """`pulumi up` of the backup store. No s3:GetObject or DeleteBucket, no kms:Decrypt or key
     deletion; IAM writes only on the store's own roles and instance profiles."""
+    tags = stack.requested_key_tags()
     statements = [
         *_read_statements(stack),
         statement("ManageBuckets", BUCKET_WRITE_ACTIONS, stack.bucket_arns()),
-        statement("CreateKeys", ["kms:CreateKey"], "*",
-                  condition={"StringEquals": {"aws:RequestedRegion": stack.regions}}),
-        statement("ManageKeys", [*KEY_READ_ACTIONS, *KEY_WRITE_ACTIONS], stack.key_patterns()),
-        # CreateAlias/UpdateAlias/DeleteAlias are authorized on the alias and on the key.
+        statement("CreateKeys", ["kms:CreateKey"], "*", condition={
+            **tags, "StringEquals": {"aws:RequestedRegion": stack.regions,
+                                     **tags["StringEquals"]}}),
+        # Tags given to CreateKey need kms:TagResource on every key of the region (AWS KMS
+        # Developer Guide, "Controlling access to tags"): only the stack's tag may be written.
+        statement("TagKeys", [KEY_TAGGING_ACTION], stack.key_patterns(), condition=tags),
+        statement("ManageKeys", [*KEY_READ_ACTIONS, *KEY_WRITE_ACTIONS], stack.key_patterns(),
+                  condition=stack.key_tag_condition("aws:ResourceTag")),
+        # CreateAlias/UpdateAlias/DeleteAlias are authorized on the alias and on the key. An
+        # alias has no tags, hence IfExists: a target key must carry the stack's tag, or none.
         statement("ManageKeyAliases", ALIAS_WRITE_ACTIONS,
-                  [*stack.alias_arns(), *stack.key_patterns()]),
+                  [*stack.alias_arns(), *stack.key_patterns()],
+                  condition=stack.key_tag_condition("aws:ResourceTag",
+                                                    "StringEqualsIfExists")),
         statement("ManageRoles", ROLE_WRITE_ACTIONS, stack.role_arns(stack.store_role_names)),
         statement("ManageInstanceProfiles", INSTANCE_PROFILE_WRITE_ACTIONS,
                   stack.instance_profile_arns()),

@@ -19,6 +19,7 @@ from components.layout import (
     RETENTION_TAG_KEY,
     WAL_KEY_PATTERN,
 )
+from components.settings import KeepSettings
 
 POLICY_VERSION: Final = "2012-10-17"
 Statement = dict[str, Any]
@@ -43,13 +44,17 @@ KEY_ADMIN_ACTIONS: Final = (
     "kms:UpdateKeyDescription",
 )
 # Actions that can change an object's tags; the only ones S3 evaluates
-# s3:ExistingObjectTag/<key> for that can remove the marker (facts §1).
+# s3:ExistingObjectTag/<key> for that can remove the marker (S3 User Guide, "Tagging and access
+# control policies").
 TAGGING_ACTIONS: Final = (
     "s3:PutObjectTagging",
     "s3:PutObjectVersionTagging",
     "s3:DeleteObjectTagging",
     "s3:DeleteObjectVersionTagging",
 )
+# Object actions that only read: on a replica everything else is a write that only replication
+# may make (NotAction, so a write action AWS adds later is denied too).
+OBJECT_READ_ACTIONS: Final = ("s3:Get*", "s3:List*")
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,10 @@ def _prefix_patterns(prefixes: Sequence[str]) -> list[str]:
 # --- what each role may do -----------------------------------------------------------------
 
 
-def backup_server_statements(bucket: BucketRef) -> list[Statement]:
+def backup_server_statements(bucket: BucketRef, keep: KeepSettings) -> list[Statement]:
     """wal-g and restic on the backup hosts: read, write and delete current objects in their
-    prefixes (restic locks and prune, `wal-g delete retain`); never a version."""
+    prefixes (restic locks and prune, `wal-g delete retain`); never a version. Plus what
+    `backup-agent keep` needs for the configured protection, and nothing that shortens it."""
     return [
         statement(
             "AllowBackupServerWrite",
@@ -135,19 +141,32 @@ def backup_server_statements(bucket: BucketRef) -> list[Statement]:
             bucket.arn,
             condition={"StringLike": {"s3:prefix": _prefix_patterns(BACKUP_PREFIXES)}},
         ),
-        statement(
-            # `backup-agent keep`: a base backup kept past the lock window gets Retention=active
-            # and a legal hold on every object its restore needs (lifting either is denied).
-            "AllowBackupServerKeep",
-            ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
-            bucket.objects(f"{POSTGRES_PREFIX}*"),
-        ),
+        *_keep_statements(bucket, keep),
         statement(
             "AllowBackupServerKey",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             bucket.key_arn,
             condition=kms_via_s3(bucket),
         ),
+    ]
+
+
+def _keep_statements(bucket: BucketRef, keep: KeepSettings) -> list[Statement]:
+    """`backup-agent keep`: every object a restore of the kept base backup needs is tagged
+    Retention=active (stripping the tag is denied) and either its COMPLIANCE retention is
+    extended (mode COMPLIANCE only: a GOVERNANCE date could be bypassed; nobody can shorten a
+    COMPLIANCE one) or it gets a legal hold (lifting it is denied)."""
+    objects = bucket.objects(f"{POSTGRES_PREFIX}*")
+    if keep.protection == "legal-hold":
+        return [statement("AllowBackupServerKeep",
+                          ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
+                          objects)]
+    return [
+        statement("AllowBackupServerKeep",
+                  ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:GetObjectRetention"],
+                  objects),
+        statement("AllowBackupServerKeepRetention", ["s3:PutObjectRetention"], objects,
+                  condition={"StringEquals": {"s3:object-lock-mode": "COMPLIANCE"}}),
     ]
 
 
@@ -195,7 +214,8 @@ def restore_server_statements(bucket: BucketRef) -> list[Statement]:
 
 def replication_source_statements(source: BucketRef) -> list[Statement]:
     """The replication role on the source: exactly the documented permissions for a bucket
-    with Object Lock and SSE-KMS (facts §4)."""
+    with Object Lock and SSE-KMS (S3 User Guide, "Setting up permissions for live
+    replication")."""
     return [
         statement(
             "AllowReplicationSourceBucket",
@@ -330,12 +350,14 @@ def _except_break_glass(break_glass_arn: str | None) -> dict[str, Any]:
     return {"ArnNotEquals": {"aws:PrincipalArn": break_glass_arn}}
 
 
-def protection_statements(bucket: BucketRef, break_glass_arn: str | None) -> list[Statement]:
-    """The enforceable form of the user's tag-based delete-deny (facts §1).
+def protection_statements(bucket: BucketRef, break_glass_arn: str | None,
+                          max_retention_days: int) -> list[Statement]:
+    """The enforceable form of the user's tag-based delete-deny.
 
-    S3 never evaluates tag keys for DeleteObject, so the seed's statement matched nothing.
-    Object Lock keeps every version; these Denies close the ways around it for everyone (the
-    account root included) except an optional break-glass role.
+    S3 never evaluates tag keys for DeleteObject (Service Authorization Reference for S3), so
+    the seed's statement matched nothing. Object Lock keeps every version; these Denies close
+    the ways around it for everyone (the account root included) except an optional
+    break-glass role — and cap the retention anyone, break-glass included, may set.
     """
     exception = _except_break_glass(break_glass_arn)
     return [
@@ -374,6 +396,76 @@ def protection_statements(bucket: BucketRef, break_glass_arn: str | None) -> lis
                 **exception,
             },
         ),
+        statement(
+            # COMPLIANCE retention cannot be shortened, so a retention set too far is
+            # irrevocable: the cap holds for break-glass too (S3 User Guide, "Setting limits on
+            # retention periods with a bucket policy").
+            "DenyRetentionBeyondMaximum",
+            ["s3:PutObject", "s3:PutObjectRetention"],
+            bucket.objects(),
+            effect="Deny",
+            principal="*",
+            condition={"NumericGreaterThan": {
+                "s3:object-lock-remaining-retention-days": max_retention_days}},
+        ),
+    ]
+
+
+def encryption_statements(bucket: BucketRef) -> list[Statement]:
+    """Objects are encrypted with the bucket's own key, or not written: a PUT (or multipart
+    initiation, also s3:PutObject) naming SSE-S3, DSSE or another KMS key would escape the key
+    policy, the key's rotation and the replica's re-encryption rule. A negated operator is true
+    when its key is absent, so each Deny also requires the header (Null false): a PUT without
+    encryption headers gets the default encryption and stays allowed. SSE-C uploads carry
+    neither header and have their own Deny."""
+    return [
+        statement(
+            "DenyNonKmsEncryption",
+            ["s3:PutObject"],
+            bucket.objects(),
+            effect="Deny",
+            principal="*",
+            condition={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                       "Null": {"s3:x-amz-server-side-encryption": "false"}},
+        ),
+        statement(
+            "DenyOtherKmsKey",
+            ["s3:PutObject"],
+            bucket.objects(),
+            effect="Deny",
+            principal="*",
+            condition={
+                "ArnNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id":
+                                 bucket.key_arn},
+                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+            },
+        ),
+        statement(
+            "DenyCustomerProvidedKeys",
+            ["s3:PutObject"],
+            bucket.objects(),
+            effect="Deny",
+            principal="*",
+            condition={"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+        ),
+    ]
+
+
+def replica_write_statements(bucket: BucketRef, replication_role_arn: str,
+                             break_glass_arn: str | None) -> list[Statement]:
+    """Only replication writes into a replica: every object action but reads is denied to
+    everyone else — Replicate* too (a role holding it could be named in a replication rule of
+    another bucket), retention, legal holds and tags. Break-glass stays excepted."""
+    exempt = [replication_role_arn, *([break_glass_arn] if break_glass_arn else [])]
+    return [
+        {
+            "Sid": "DenyReplicaWritesExceptReplication",
+            "Effect": "Deny",
+            "Principal": "*",
+            "NotAction": list(OBJECT_READ_ACTIONS),
+            "Resource": bucket.objects(),
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": exempt}},
+        }
     ]
 
 
@@ -390,35 +482,31 @@ def bucket_policy(
     grants: Sequence[RoleAccess],
     break_glass_arn: str | None,
     *,
-    replica: bool,
+    max_retention_days: int,
+    replicated_by: str | None = None,
 ) -> Document:
+    """`replicated_by`: for a replica, the replication role, the only writer."""
     statements = transport_deny_statements(bucket.arn)
     for grant in grants:
         statements += _with_principal(grant.statements, "s3", grant.role_arn)
-    statements += protection_statements(bucket, break_glass_arn)
-    if replica:
-        # Only replication writes here (s3:ReplicateObject/ReplicateDelete are other actions).
-        statements.append(
-            statement(
-                "DenyDirectWrites",
-                ["s3:PutObject", "s3:DeleteObject"],
-                bucket.objects(),
-                effect="Deny",
-                principal="*",
-            )
-        )
+    statements += protection_statements(bucket, break_glass_arn, max_retention_days)
+    statements += encryption_statements(bucket)
+    if replicated_by is not None:
+        statements += replica_write_statements(bucket, replicated_by, break_glass_arn)
     return policy_document(statements)
 
 
+def key_administration(account_id: str) -> Statement:
+    return statement(
+        "EnableKeyAdministration",
+        KEY_ADMIN_ACTIONS,
+        "*",
+        principal={"AWS": f"arn:aws:iam::{account_id}:root"},
+    )
+
+
 def key_policy(account_id: str, grants: Sequence[RoleAccess]) -> Document:
-    statements = [
-        statement(
-            "EnableKeyAdministration",
-            KEY_ADMIN_ACTIONS,
-            "*",
-            principal={"AWS": f"arn:aws:iam::{account_id}:root"},
-        )
-    ]
+    statements = [key_administration(account_id)]
     for grant in grants:
         statements += _with_principal(grant.statements, "kms", grant.role_arn, resource="*")
     return policy_document(statements)
@@ -444,31 +532,55 @@ def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account_id: s
     )
 
 
+@dataclass(frozen=True)
+class TopicPublisher:
+    """An AWS service that publishes to the alert topic, and the source it may publish for."""
+
+    name: str
+    service: str
+    source: dict[str, Any]  # the aws:SourceArn / aws:SourceAccount conditions
+
+
+def alert_publishers(bucket_arn: str, account_id: str, region: str) -> list[TopicPublisher]:
+    """The primary bucket's delete events and this account's CloudWatch alarms. No EventBridge
+    rule of this stack publishes to the topic, so events.amazonaws.com is not one."""
+    return [
+        TopicPublisher("S3DeleteEvents", "s3.amazonaws.com", {
+            "ArnEquals": {"aws:SourceArn": bucket_arn},
+            "StringEquals": {"aws:SourceAccount": account_id},
+        }),
+        TopicPublisher("CloudWatchAlarms", "cloudwatch.amazonaws.com", {
+            "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"},
+            "StringEquals": {"aws:SourceAccount": account_id},
+        }),
+    ]
+
+
 def alert_topic_policy(topic_arn: str, bucket_arn: str, account_id: str, region: str) -> Document:
-    """Who may publish to the alert topic: the primary bucket's delete events and this account's
-    CloudWatch alarms."""
+    """Who may publish to the alert topic."""
     return policy_document(
-        [
-            statement(
-                "AllowS3DeleteEvents",
-                ["sns:Publish"],
-                topic_arn,
-                principal={"Service": "s3.amazonaws.com"},
-                condition={
-                    "ArnEquals": {"aws:SourceArn": bucket_arn},
-                    "StringEquals": {"aws:SourceAccount": account_id},
-                },
-            ),
-            statement(
-                "AllowCloudWatchAlarms",
-                ["sns:Publish"],
-                topic_arn,
-                principal={"Service": "cloudwatch.amazonaws.com"},
-                condition={
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"},
-                    "StringEquals": {"aws:SourceAccount": account_id},
-                },
-            ),
-        ]
+        statement(f"Allow{publisher.name}", ["sns:Publish"], topic_arn,
+                  principal={"Service": publisher.service}, condition=publisher.source)
+        for publisher in alert_publishers(bucket_arn, account_id, region)
     )
+
+
+def alert_topic_key_policy(topic_arn: str, bucket_arn: str, account_id: str,
+                           region: str) -> Document:
+    """The topic's own key: exactly the publishing services may use it, each for its own
+    source and only for this topic (SNS puts the topic ARN into the encryption context) —
+    what AWS documents for event sources publishing to an encrypted topic (Amazon SNS
+    Developer Guide, "Enable compatibility between event sources from AWS services and
+    encrypted topics"). AWS's example grants kms:GenerateDataKey*; a publisher calls
+    GenerateDataKey and Decrypt ("Allow a user to send messages to a topic with SSE"), so the
+    data-key-pair operations the wildcard adds are left out."""
+    statements = [key_administration(account_id)]
+    for publisher in alert_publishers(bucket_arn, account_id, region):
+        condition = {**publisher.source, "StringEquals": {
+            **publisher.source["StringEquals"],
+            "kms:EncryptionContext:aws:sns:topicArn": topic_arn}}
+        statements.append(statement(f"Allow{publisher.name}Key",
+                                    ["kms:GenerateDataKey", "kms:Decrypt"], "*",
+                                    principal={"Service": publisher.service},
+                                    condition=condition))
+    return policy_document(statements)

@@ -39,6 +39,7 @@ _DOCKER_HOST = re.compile(r"(ssh|tcp|unix)://\S+")
 _DOCKER_HOST_ALLOWED: Final = ("ssh://USER@HOST, tcp://HOST:PORT (with certPath: TLS), "
                                "unix:///PATH")
 _ABSOLUTE_PATH = re.compile(r"/\S*")
+_ADDRESS = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?")
 # Each job must finish before its next run (a late run is skipped, not queued), and a job that
 # runs less than monthly leaves its backups or its proof a month old.
@@ -55,6 +56,7 @@ class DockerHost:
     name: str
     docker_host: str
     profile: str
+    metrics_address: str  # where Prometheus reaches the host's published metrics ports
     cert_path: str | None = None  # directory with ca.pem, cert.pem, key.pem for tcp://
 
 
@@ -175,8 +177,20 @@ def _host_ref(reader: _Reader, hosts: dict[str, DockerHost], profile: str, why: 
     return name
 
 
+def _metrics_address(reader: _Reader, docker_host: str) -> str:
+    """`metricsAddress`, by default the host name of an ssh:// or tcp:// Docker host; a unix://
+    engine has no name the Prometheus server could reach, so it must be given."""
+    allowed = "a host name or IPv4 address, without scheme or port"
+    address = reader.string("metricsAddress", pattern=_ADDRESS, allowed=allowed) \
+        or urlsplit(docker_host).hostname
+    if not address:
+        reader.fail("metricsAddress", f"is required for dockerHost {docker_host!r}: the host "
+                                      f"name or IP address Prometheus scrapes; allowed: {allowed}")
+    return address
+
+
 def _docker_host(item: _Reader) -> DockerHost:
-    item.reject_unknown(("name", "dockerHost", "instanceProfile", "certPath"))
+    item.reject_unknown(("name", "dockerHost", "instanceProfile", "metricsAddress", "certPath"))
     name = _name(item)
     docker_host = item.string("dockerHost", required=True, pattern=_DOCKER_HOST,
                               allowed=_DOCKER_HOST_ALLOWED)
@@ -201,7 +215,7 @@ def _docker_host(item: _Reader) -> DockerHost:
         item.fail("certPath", f"applies only to tcp:// hosts, not {docker_host!r}; allowed: "
                               "no certPath")
     return DockerHost(name, docker_host, item.choice("instanceProfile", HOST_PROFILES),
-                      cert_path)
+                      _metrics_address(item, docker_host), cert_path)
 
 
 def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:

@@ -21,8 +21,14 @@ from components.layout import (
     GITHUB_ROLE_PURPOSES,
     PROJECT,
     RESTIC_PREFIX,
+    STACK_TAG_KEY,
     github_role_name,
 )
+
+# How `backup-agent keep` protects a backup kept past the lock window (docs/runtime.md, GDPR),
+# and S3 Object Lock's 100-year limit (no lifecycle or log period here is longer either): the
+# agent's settings define them, the stack renders them.
+from contract.agent_settings import KEEP_PROTECTIONS, MAX_RETENTION_DAYS, KeptBackups
 from contract.reader import InvalidSetting, Reader
 
 if TYPE_CHECKING:
@@ -83,9 +89,6 @@ MAX_ROLE_NAME: Final = 64
 # The environment names GitHub roles and defaults to the stack name, which Pulumi limits to
 # these characters.
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# 100 years: the longest default retention an S3 Object Lock accepts (not observed here; the S3
-# API reference gives no bound); no lifecycle or log period here is longer.
-MAX_DAYS: Final = 36500
 
 
 class ConfigError(InvalidSetting, RunError):
@@ -155,6 +158,17 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class KeepSettings:
+    """`backup-agent keep`: COMPLIANCE retention (nobody can shorten it, erasure waits for it)
+    or a legal hold (break-glass can lift it, and so can an account admin who rewrites the
+    bucket policy). `max_days` caps any retention anyone sets, so a compromised backup host
+    cannot lock data for decades."""
+
+    protection: str = KeptBackups.protection
+    max_days: int = KeptBackups.max_days
+
+
+@dataclass(frozen=True)
 class Waiver:
     """A compliance control this stack does not meet, and why. The control id is checked where
     the controls live (compliance.report), which components do not import."""
@@ -183,6 +197,7 @@ class StackSettings:
     lifecycle: LifecycleSettings
     roles: RoleSettings
     alerts: AlertSettings
+    keep: KeepSettings = field(default_factory=KeepSettings)
     access_log_days: int = 365
     protect: bool = False
     data_residency: str = "eu"
@@ -190,6 +205,11 @@ class StackSettings:
     waivers: tuple[Waiver, ...] = ()
     runtime: RuntimeSettings | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def key_tags(self) -> dict[str, str]:
+        """The tags of every KMS key the stack creates (the deploy role is scoped by them)."""
+        return {STACK_TAG_KEY: self.environment}
 
 
 # Top-level keys of the project namespace and whether they hold structured (object) values.
@@ -204,6 +224,7 @@ CONFIG_KEYS: Final = {
     "roles": True,
     "alerts": True,
     "accessLogs": True,
+    "keep": True,
     "github": True,
     "waivers": True,
     "runtime": True,
@@ -220,7 +241,7 @@ class _Reader(Reader):
         super().__init__(path, data, error)
 
     def days(self, name: str, default: int | None = None, *, required: bool = False,
-             maximum: int | None = MAX_DAYS) -> Any:
+             maximum: int | None = MAX_RETENTION_DAYS) -> Any:
         return super().days(name, default, required=required, maximum=maximum)
 
 
@@ -283,13 +304,15 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
         lifecycle=lifecycle,
         roles=roles,
         alerts=_alerts(root.child("alerts")),
+        keep=_keep(root.child("keep"), object_lock),
         access_log_days=access_logs.days("retentionDays", 365),
         protect=root.boolean("protect", False),
         data_residency=residency,
         github=github,
         waivers=_waivers(root),
     )
-    settings = replace(settings, warnings=tuple(lifecycle_warnings(settings)))
+    settings = replace(settings, warnings=(*lifecycle_warnings(settings),
+                                           *protection_warnings(settings)))
     if root.data.get("runtime") is None:
         return settings
     # Imported here: the runtime's checks build on this module's settings (lifecycle, roles).
@@ -536,6 +559,23 @@ def _alerts(reader: _Reader) -> AlertSettings:
     return AlertSettings(subscribers=tuple(subscribers))
 
 
+def _keep(reader: _Reader, object_lock: ObjectLockSettings) -> KeepSettings:
+    reader.reject_unknown(("protection", "maxDays"))
+    defaults = KeepSettings()
+    max_days = reader.days("maxDays", defaults.max_days)
+    lock_days = object_lock.days if object_lock.enabled else 0
+    if not lock_days < max_days <= MAX_RETENTION_DAYS:
+        raise ConfigError(
+            reader.key("maxDays"),
+            f"{max_days} is not allowed; allowed: more than objectLock.days ({lock_days}), so a "
+            f"kept backup can outlive the lock window, and at most {MAX_RETENTION_DAYS} "
+            "(S3's 100-year limit)",
+        )
+    return KeepSettings(protection=reader.choice("protection", KEEP_PROTECTIONS,
+                                                 defaults.protection),
+                        max_days=max_days)
+
+
 def _waivers(root: _Reader) -> tuple[Waiver, ...]:
     waivers: list[Waiver] = []
     for item in root.items("waivers"):
@@ -566,4 +606,25 @@ def lifecycle_warnings(settings: StackSettings) -> list[str]:
                     f"{minimum}-day minimum; each object is billed an early-deletion fee for "
                     f"{minimum - (leaves - transition.days)} more days"
                 )
+    return warnings
+
+
+def protection_warnings(settings: StackSettings) -> list[str]:
+    """Choices that weaken what survives a compromised account admin, said where they matter
+    (protected, i.e. production, stacks)."""
+    if not settings.protect:
+        return []
+    warnings = []
+    if settings.keep.protection == "legal-hold":
+        warnings.append(
+            f"{PROJECT}:keep.protection: legal-hold: an account administrator who may "
+            "s3:PutBucketPolicy can remove DenyLegalHoldRemoval, lift the hold of a kept "
+            "backup, and lifecycle then expires its versions; compliance-retention cannot be "
+            "shortened by anyone (docs/runtime.md, GDPR)")
+    if settings.github is None and settings.roles.break_glass_arn is None:
+        warnings.append(
+            f"{PROJECT}: the organization guard exempts no principal (neither github nor "
+            "roles.breakGlassArn is set): once the management account attaches it, changing a "
+            "bucket policy, Object Lock, replication, lifecycle or a key policy needs the "
+            "management account to detach it first (docs/compliance.md)")
     return warnings

@@ -19,6 +19,10 @@ from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
 from contract.reader import InvalidSetting, Reader, describe
 
 ROLES: Final = ("backup", "restore")
+# How `backup-agent keep` protects a base backup kept past the lock window.
+KEEP_PROTECTIONS: Final = ("compliance-retention", "legal-hold")
+# S3 Object Lock accepts retention periods of at most 100 years.
+MAX_RETENTION_DAYS: Final = 36500
 TARGETS: Final = ("primary", "replica")
 COMPRESSION_METHODS: Final = ("lz4", "zstd", "lzma", "brotli")
 DRILL_JOB: Final = "drill"
@@ -93,6 +97,15 @@ class FileSet:
 
 
 @dataclass(frozen=True)
+class KeptBackups:
+    """How `backup-agent keep` protects a base backup past the lock window: COMPLIANCE
+    retention until a date at most `max_days` ahead, or a legal hold."""
+
+    protection: str = "compliance-retention"
+    max_days: int = 365
+
+
+@dataclass(frozen=True)
 class Retry:
     attempts: int = 3
     delay_seconds: float = 300.0
@@ -111,7 +124,8 @@ class AgentSettings:
     webhook_url_file: str | None = None
     state_dir: str = "/var/lib/backup-agent"
     retry: Retry = field(default_factory=Retry)
-    metrics_address: str = "0.0.0.0"  # in a container: every interface, published by Docker
+    kept_backups: KeptBackups | None = None  # a backup host's `keep`; None on a restore host
+    listen_address: str = "0.0.0.0"  # in a container: every interface, published by Docker
     metrics_port: int = 8080
     refresh_seconds: float = 60.0
     wal_relist_margin: int = 64
@@ -200,7 +214,9 @@ def document(settings: AgentSettings) -> dict[str, Any]:
         "stateDir": settings.state_dir,
         "retry": {"attempts": settings.retry.attempts,
                   "delaySeconds": settings.retry.delay_seconds},
-        "metricsAddress": settings.metrics_address,
+        "keep": {"protection": settings.kept_backups.protection,
+                 "maxDays": settings.kept_backups.max_days} if settings.kept_backups else None,
+        "listenAddress": settings.listen_address,
         "metricsPort": settings.metrics_port,
         "refreshSeconds": settings.refresh_seconds,
         "walRelistMargin": settings.wal_relist_margin,
@@ -218,7 +234,7 @@ def document(settings: AgentSettings) -> dict[str, Any]:
 # --- reading ------------------------------------------------------------------------------
 
 KEYS: Final = ("role", "primary", "replica", "databases", "fileSets", "jobs", "drillSchedule",
-               "resticPasswordFile", "webhookUrlFile", "stateDir", "retry", "metricsAddress",
+               "resticPasswordFile", "webhookUrlFile", "stateDir", "retry", "keep", "listenAddress",
                "metricsPort", "refreshSeconds", "walRelistMargin", "fullRelistEvery",
                "deleteMarkerScanSeconds", "postgresBin", "walgBinary", "resticBinary",
                "drillSuperuser", "drillRunAs", "drillTimeoutSeconds")
@@ -324,6 +340,11 @@ def parse(data: Any) -> AgentSettings:
     drill_schedule = _cron(reader, "drillSchedule", required=DRILL_JOB in jobs)
     retry = reader.child("retry")
     retry.reject_unknown(("attempts", "delaySeconds"))
+    keep = reader.child("keep")
+    keep.reject_unknown(("protection", "maxDays"))
+    if role != "backup" and reader.has("keep"):
+        reader.fail("keep", "applies only to a backup host (backup-agent keep needs the backup "
+                            "role's credentials); allowed: no keep on a restore host")
     return AgentSettings(
         role=role,
         primary=_storage(_required_child(reader, "primary")),
@@ -338,9 +359,13 @@ def parse(data: Any) -> AgentSettings:
         retry=Retry(attempts=retry.integer("attempts", Retry.attempts, maximum=100),
                     delay_seconds=retry.number("delaySeconds", Retry.delay_seconds,
                                                unit="seconds")),
-        metrics_address=reader.ip_address("metricsAddress", AgentSettings.metrics_address,
-                                          allowed="an IP address to listen on (0.0.0.0, "
-                                                  "127.0.0.1, ::)"),
+        kept_backups=KeptBackups(
+            protection=keep.choice("protection", KEEP_PROTECTIONS, KeptBackups.protection),
+            max_days=keep.integer("maxDays", KeptBackups.max_days, maximum=MAX_RETENTION_DAYS,
+                                  unit="days")) if role == "backup" else None,
+        listen_address=reader.ip_address("listenAddress", AgentSettings.listen_address,
+                                         allowed="an IP address to listen on (0.0.0.0, "
+                                                 "127.0.0.1, ::)"),
         metrics_port=reader.integer("metricsPort", AgentSettings.metrics_port, maximum=MAX_PORT),
         refresh_seconds=reader.number("refreshSeconds", AgentSettings.refresh_seconds,
                                       minimum=0.1, unit="seconds"),

@@ -8,6 +8,7 @@ from components.backup_store import BackupStore
 from components.container_specs import container_specs
 from components.github_oidc import GitHubOidc
 from components.host_outputs import host_settings
+from components.organization_guard import OrganizationGuard
 from components.program_config import engine_config, read_config
 
 # The whole config, secrets included, is checked before anything is declared; a ConfigError
@@ -33,14 +34,22 @@ pulumi.export("buckets", {
 pulumi.export("alertTopicArn", store.alerts.topic.arn)
 pulumi.export("roleArns", {purpose: role.arn for purpose, role in store.roles.host_roles.items()})
 pulumi.export("hosts", host_settings(settings))
+# Every KMS key of the stack: the CI roles and the organization guard name them.
+key_arns = [*(b.key_arn for b in (store.primary, store.replica) if b), store.alerts.key.arn]
 
 if settings.github is not None:
     github = GitHubOidc(
-        "github", settings, account_id=account_id,
-        key_arns=[b.key_arn for b in (store.primary, store.replica) if b],
+        "github", settings, account_id=account_id, key_arns=key_arns,
         topic_arn=store.alerts.topic.arn,
     )
     pulumi.export("githubRoleArns", {purpose: role.arn for purpose, role in github.roles.items()})
+
+# Rendered for the organization's management account to attach, never deployed (docs/compliance.md).
+guard = OrganizationGuard(
+    "organization-guard", settings, account_id=account_id, key_arns=key_arns,
+    replication_role_arn=store.roles.replication_role.arn if store.roles.replication_role else None,
+)
+pulumi.export("organizationGuard", guard.documents)
 
 if settings.runtime is not None:
     runtime = BackupContainers(

@@ -13,6 +13,9 @@ a violation and re-raises `UnknownValueError` for the rest, which the engine sho
 "can't run policy ... during preview: <property> can't be known" diagnostic: an unknown value
 neither passes silently nor blocks a preview. Stack policies run again at the end of
 `pulumi up`, when every value is known.
+
+A "manual" finding (the organization guard: right, but for the management account to apply) is
+no violation: the pack cannot see the management account either; a broken guard fails.
 """
 
 from __future__ import annotations

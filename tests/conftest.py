@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,6 +20,14 @@ from components.preview.stack_config import load_stack_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_KEY = "biometrics-backup"
+
+
+def required_tool(name: str, package: str) -> str:
+    """The path of a tool the test needs; a missing one fails the test (never skips it)."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is missing: apt-get install {package} (.ci/run installs it)")
+    return found
 
 
 def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:

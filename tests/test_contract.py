@@ -132,7 +132,7 @@ def test_agent_settings_render_and_parse_back_unchanged():
         file_sets=(agent_settings.FileSet(name="app", paths=("/app",), hostname="app",
                                           schedule="0 3 * * *", rpo_seconds=86400,
                                           check_subset="50M"),),
-        jobs=("drill",), drill_schedule="0 6 * * *", metrics_address="127.0.0.1")
+        jobs=("drill",), drill_schedule="0 6 * * *", listen_address="127.0.0.1")
     assert agent_settings.parse(agent_settings.document(settings)) == settings
 
 

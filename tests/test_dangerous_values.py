@@ -171,8 +171,9 @@ def test_an_object_lock_period_beyond_100_years_is_refused():
     error = refused(changed(objectLock__days=36501, lifecycle__noncurrentVersionDays=36501))
     assert str(error) == (f"{PROJECT}:objectLock.days: got 36501; allowed: a whole number of "
                           "days from 1 to 36500")
-    assert parse_settings(changed(objectLock__days=36500, lifecycle__noncurrentVersionDays=36500),
-                          stack="prod").object_lock.days == 36500
+    # keep.maxDays must exceed the lock and is itself at most 36500 days.
+    assert parse_settings(changed(objectLock__days=36499, lifecycle__noncurrentVersionDays=36499,
+                                  keep={"maxDays": 36500}), stack="prod").object_lock.days == 36499
 
 
 def test_a_tcp_docker_host_needs_tls_material():

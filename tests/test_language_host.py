@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+import yaml
+
+from tests.conftest import ROOT, required_tool
 
 # What pulumi-language-python does: cwd = project root, `runpy.run_path("infra/")`, so only
 # infra/ is on sys.path. `-I` keeps the cwd and PYTHON* variables off sys.path too: `components`
@@ -30,7 +32,7 @@ print(json.dumps({"resources": len(run.resources),
 def test_program_runs_like_the_language_host():
     result = subprocess.run([sys.executable, "-I", "-c", LANGUAGE_HOST, str(ROOT)], cwd=ROOT,
                             capture_output=True, text=True, check=True)
-    assert json.loads(result.stdout) == {"resources": 72, "bucket": "biometrics-backups",
+    assert json.loads(result.stdout) == {"resources": 77, "bucket": "biometrics-backups",
                                          "infra_on_path": False}
 
 
@@ -39,13 +41,26 @@ def test_preview_cli_writes_documents(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "components.preview", "--stack", "prod", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == f"72 resources, 45 documents written to {out}"
+    assert result.stdout.strip() == f"77 resources, 49 documents written to {out}"
     assert "objects stay 60 days in GLACIER" in result.stderr
     policy = json.loads((out / "backup-primary/policy.json").read_text())
     assert [s["Sid"] for s in policy["Statement"]][:2] == ["EnforceSSL", "DenyOutdatedTLS"]
     summary = (out / "summary.md").read_text()
     assert "`aws:s3/bucket:Bucket` **backup-primary-bucket** (region eu-central-1, protected)" \
         in summary
+    scrape = out / "monitoring/scrape-configs.yml"
+    promtool = required_tool("promtool", "prometheus")
+    check = subprocess.run([promtool, "check", "config", str(scrape)], capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # prod's runtime: the exporter on restore-1:8080, a scheduler on each host at 9101.
+    assert {(job["job_name"], target, group["labels"]["host"], group["labels"]["role"])
+            for job in yaml.safe_load(scrape.read_text())["scrape_configs"]
+            for group in job["static_configs"] for target in group["targets"]} == {
+        ("backup-exporter", "restore-1.internal:8080", "restore-1", "restore"),
+        ("backup-agent", "backup-1.internal:9101", "backup-1", "backup"),
+        ("backup-agent", "restore-1.internal:9101", "restore-1", "restore"),
+    }
 
 
 def test_preview_cli_refuses_bad_config_by_key(tmp_path: Path):

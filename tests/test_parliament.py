@@ -12,16 +12,17 @@ from tests.conftest import ROOT
 def kind_of(path: str) -> str:
     if path.endswith("trust-policy.json"):
         return "trust"
-    if path.endswith("-access.json"):
-        return "identity"
+    if path.endswith(("-access.json", "service-control-policy.json")):
+        return "identity"  # an SCP is written like an identity policy, an RCP like a resource one
     return "resource"
 
 
 def test_every_generated_policy_is_clean(prod_documents):
     policies = {path: doc for path, doc in prod_documents.items()
                 if isinstance(doc, dict) and "Statement" in doc}
-    # 4 bucket, 2 key, 6 role, 4 trust policies and the topic policy.
-    assert len(policies) == 17
+    # 4 bucket, 3 key, 6 role, 4 trust policies, the topic policy and the organization guard's
+    # RCP and SCP.
+    assert len(policies) == 20
     accepted = Counter()
     for path, document in policies.items():
         result = lint_policy(document, kind=kind_of(path))
@@ -41,7 +42,8 @@ def test_every_generated_policy_is_clean(prod_documents):
         ("trust-policy-has-no-resource", "AllowS3Replication"),
         *(("kms-key-policy-resource-star", sid) for sid in (
             "EnableKeyAdministration", "AllowBackupServerKey", "AllowWalArchiverKey",
-            "AllowDecryptForRestore", "AllowReplicationDecrypt", "AllowReplicationEncrypt")),
+            "AllowDecryptForRestore", "AllowReplicationDecrypt", "AllowReplicationEncrypt",
+            "AllowS3DeleteEventsKey", "AllowCloudWatchAlarmsKey")),
     }
 
 

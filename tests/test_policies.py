@@ -5,10 +5,13 @@ Removing, adding or loosening any statement, action, resource, principal or cond
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from components import policies
 from components.policies import BucketRef
+from components.preview.render import render_documents
 
 ACCOUNT = "111122223333"  # the offline preview's placeholder account
 PRIMARY = "arn:aws:s3:::biometrics-backups"
@@ -41,7 +44,7 @@ def transport_denies(bucket_arn: str) -> list[dict]:
     ]
 
 
-def protection_denies(bucket_arn: str) -> list[dict]:
+def protection_denies(bucket_arn: str, max_days: int = 365) -> list[dict]:
     return [
         {"Sid": "DenyDeleteBackup", "Effect": "Deny", "Principal": "*",
          "Action": ["s3:DeleteObjectVersion"], "Resource": f"{bucket_arn}/*"},
@@ -55,6 +58,30 @@ def protection_denies(bucket_arn: str) -> list[dict]:
                     "s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging"],
          "Resource": f"{bucket_arn}/*",
          "Condition": {"StringEquals": {"s3:ExistingObjectTag/Retention": "active"}}},
+        {"Sid": "DenyRetentionBeyondMaximum", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutObject", "s3:PutObjectRetention"], "Resource": f"{bucket_arn}/*",
+         "Condition": {"NumericGreaterThan": {"s3:object-lock-remaining-retention-days":
+                                              max_days}}},
+    ]
+
+
+def encryption_denies(bucket_arn: str, key_arn: str) -> list[dict]:
+    """A named algorithm other than aws:kms, or a named key other than the bucket's, is denied
+    only when the header is present (Null false): a PUT without headers stays allowed."""
+    return [
+        {"Sid": "DenyNonKmsEncryption", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutObject"], "Resource": f"{bucket_arn}/*",
+         "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                       "Null": {"s3:x-amz-server-side-encryption": "false"}}},
+        {"Sid": "DenyOtherKmsKey", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutObject"], "Resource": f"{bucket_arn}/*",
+         "Condition": {"ArnNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id":
+                                        key_arn},
+                       "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"}}},
+        {"Sid": "DenyCustomerProvidedKeys", "Effect": "Deny", "Principal": "*",
+         "Action": ["s3:PutObject"], "Resource": f"{bucket_arn}/*",
+         "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm":
+                                "false"}}},
     ]
 
 
@@ -67,7 +94,17 @@ def keys(prod) -> dict[str, str]:
     return {purpose: bucket["keyArn"] for purpose, bucket in prod.outputs["buckets"].items()}
 
 
-def test_primary_bucket_policy(prod_documents):
+KEEP_RETENTION = [
+    {"Sid": "AllowBackupServerKeep", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
+     "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:GetObjectRetention"],
+     "Resource": f"{PRIMARY}/postgres/*"},
+    {"Sid": "AllowBackupServerKeepRetention", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
+     "Action": ["s3:PutObjectRetention"], "Resource": f"{PRIMARY}/postgres/*",
+     "Condition": {"StringEquals": {"s3:object-lock-mode": "COMPLIANCE"}}},
+]
+
+
+def test_primary_bucket_policy(prod_documents, keys):
     assert prod_documents["backup-primary/policy.json"] == document([
         *transport_denies(PRIMARY),
         {"Sid": "AllowBackupServerWrite", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
@@ -76,9 +113,7 @@ def test_primary_bucket_policy(prod_documents):
          "Resource": BACKUP_OBJECTS},
         {"Sid": "AllowBackupServerList", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
          "Action": ["s3:ListBucket"], "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
-        {"Sid": "AllowBackupServerKeep", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
-         "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
-         "Resource": f"{PRIMARY}/postgres/*"},
+        *KEEP_RETENTION,
         {"Sid": "AllowWalArchiverWrite", "Effect": "Allow", "Principal": {"AWS": WAL_ROLE},
          "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
          "Resource": f"{PRIMARY}/postgres/*/wal_005/*"},
@@ -97,10 +132,11 @@ def test_primary_bucket_policy(prod_documents):
                     "s3:GetObjectLegalHold"],
          "Resource": f"{PRIMARY}/*"},
         *protection_denies(PRIMARY),
+        *encryption_denies(PRIMARY, keys["primary"]),
     ])
 
 
-def test_replica_bucket_policy_allows_only_restore_reads_and_replication(prod_documents):
+def test_replica_bucket_policy_allows_only_restore_reads_and_replication(prod_documents, keys):
     assert prod_documents["backup-replica/policy.json"] == document([
         *transport_denies(REPLICA),
         {"Sid": "AllowReadForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
@@ -114,8 +150,11 @@ def test_replica_bucket_policy_allows_only_restore_reads_and_replication(prod_do
          "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
          "Resource": f"{REPLICA}/*"},
         *protection_denies(REPLICA),
-        {"Sid": "DenyDirectWrites", "Effect": "Deny", "Principal": "*",
-         "Action": ["s3:PutObject", "s3:DeleteObject"], "Resource": f"{REPLICA}/*"},
+        *encryption_denies(REPLICA, keys["replica"]),
+        # Every object action but reads, to everyone but the replication role: Replicate* too.
+        {"Sid": "DenyReplicaWritesExceptReplication", "Effect": "Deny", "Principal": "*",
+         "NotAction": ["s3:Get*", "s3:List*"], "Resource": f"{REPLICA}/*",
+         "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [REPLICATION_ROLE]}}},
     ])
 
 
@@ -172,9 +211,7 @@ def test_role_policies(prod_documents, keys):
          "Resource": BACKUP_OBJECTS},
         {"Sid": "AllowBackupServerList", "Effect": "Allow", "Action": ["s3:ListBucket"],
          "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
-        {"Sid": "AllowBackupServerKeep", "Effect": "Allow",
-         "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
-         "Resource": f"{PRIMARY}/postgres/*"},
+        *({k: v for k, v in item.items() if k != "Principal"} for item in KEEP_RETENTION),
         {"Sid": "AllowBackupServerKey", "Effect": "Allow",
          "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": keys["primary"],
          "Condition": PRIMARY_KMS},
@@ -292,7 +329,7 @@ def test_alert_topic_policy(prod_documents):
 def test_break_glass_role_is_the_only_exception_to_the_protection_denies():
     glass = "arn:aws:iam::123456789012:role/break-glass"
     bucket = BucketRef("b", "eu-central-1", "key")
-    statements = {s["Sid"]: s for s in policies.protection_statements(bucket, glass)}
+    statements = {s["Sid"]: s for s in policies.protection_statements(bucket, glass, 90)}
     exception = {"ArnNotEquals": {"aws:PrincipalArn": glass}}
     assert statements["DenyDeleteBackup"]["Condition"] == exception
     assert statements["DenyGovernanceBypass"]["Condition"] == exception
@@ -300,6 +337,14 @@ def test_break_glass_role_is_the_only_exception_to_the_protection_denies():
         "StringEquals": {"s3:object-lock-legal-hold": "OFF"}, **exception}
     assert statements["DenyRetentionTagChange"]["Condition"] == {
         "StringEquals": {"s3:ExistingObjectTag/Retention": "active"}, **exception}
+    # The retention cap holds for break-glass too: a COMPLIANCE retention is irrevocable.
+    assert statements["DenyRetentionBeyondMaximum"]["Condition"] == {
+        "NumericGreaterThan": {"s3:object-lock-remaining-retention-days": 90}}
+    replica = policies.replica_write_statements(bucket, REPLICATION_ROLE, glass)
+    assert replica == [{
+        "Sid": "DenyReplicaWritesExceptReplication", "Effect": "Deny", "Principal": "*",
+        "NotAction": ["s3:Get*", "s3:List*"], "Resource": "arn:aws:s3:::b/*",
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [REPLICATION_ROLE, glass]}}}]
 
 
 def test_no_acl_action_is_granted_anywhere(prod_documents):
@@ -326,3 +371,63 @@ def test_allow_statements_have_no_wildcard_action_or_resource(prod_documents):
                 assert resources == ["*"], (path, item["Sid"])
             else:
                 assert "*" not in resources and "arn:aws:s3:::*" not in resources, path
+
+
+def test_alert_topic_is_encrypted_with_a_key_only_its_publishers_may_use(prod, prod_documents):
+    topic = f"arn:aws:sns:eu-central-1:{ACCOUNT}:backup-alerts"
+    key = prod.named("backup-alerts-key")
+    # The offline preview's mock key id: uuid5 of the key's region and resource name.
+    key_id = uuid.uuid5(uuid.NAMESPACE_URL, "eu-central-1/backup-alerts-key")
+    assert prod.named("backup-alerts-topic").inputs["kmsMasterKeyId"] == (
+        f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/{key_id}")
+    assert key.inputs["enableKeyRotation"] is True
+    assert prod_documents["backup-alerts/key-policy.json"] == document([
+        KEY_ADMIN,
+        {"Sid": "AllowS3DeleteEventsKey", "Effect": "Allow",
+         "Principal": {"Service": "s3.amazonaws.com"},
+         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+         "Condition": {"ArnEquals": {"aws:SourceArn": PRIMARY},
+                       "StringEquals": {"aws:SourceAccount": ACCOUNT,
+                                        "kms:EncryptionContext:aws:sns:topicArn": topic}}},
+        {"Sid": "AllowCloudWatchAlarmsKey", "Effect": "Allow",
+         "Principal": {"Service": "cloudwatch.amazonaws.com"},
+         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
+         "Condition": {"ArnLike": {
+             "aws:SourceArn": f"arn:aws:cloudwatch:eu-central-1:{ACCOUNT}:alarm:*"},
+                       "StringEquals": {"aws:SourceAccount": ACCOUNT,
+                                        "kms:EncryptionContext:aws:sns:topicArn": topic}}},
+    ])
+
+
+def test_every_key_carries_the_stack_tag(prod):
+    keys = prod.of_type("aws:kms/key:Key")
+    assert {k.name: k.inputs["tags"] for k in keys} == {
+        name: {"biometrics-backup-stack": "prod"}
+        for name in ("backup-primary-key", "backup-replica-key", "backup-alerts-key")}
+
+
+def test_legal_hold_protection_grants_the_hold_and_no_retention(stack_run):
+    documents = render_documents(stack_run("prod", {"keep": {"protection": "legal-hold",
+                                                            "maxDays": 730}}))
+    backup = {s["Sid"]: s for s in documents["backup-primary/backup-access.json"]["Statement"]}
+    assert backup["AllowBackupServerKeep"] == {
+        "Sid": "AllowBackupServerKeep", "Effect": "Allow",
+        "Action": ["s3:GetObjectTagging", "s3:PutObjectTagging", "s3:PutObjectLegalHold"],
+        "Resource": f"{PRIMARY}/postgres/*"}
+    assert "AllowBackupServerKeepRetention" not in backup
+    for side in ("primary", "replica"):
+        denies = {s["Sid"]: s for s in documents[f"backup-{side}/policy.json"]["Statement"]}
+        assert denies["DenyRetentionBeyondMaximum"]["Condition"] == {
+            "NumericGreaterThan": {"s3:object-lock-remaining-retention-days": 730}}
+
+
+def test_the_replica_exempts_break_glass_with_the_replication_role(stack_run):
+    glass = f"arn:aws:iam::{ACCOUNT}:role/break-glass"
+    documents = render_documents(stack_run("prod", {"roles": {
+        "backup": "backup-server", "restore": "restore-server", "walArchiver": "wal-archiver",
+        "replication": "biometrics-backups-replication", "breakGlassArn": glass}}))
+    replica = {s["Sid"]: s for s in documents["backup-replica/policy.json"]["Statement"]}
+    assert replica["DenyReplicaWritesExceptReplication"]["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": [REPLICATION_ROLE, glass]}}
+    primary = {s["Sid"] for s in documents["backup-primary/policy.json"]["Statement"]}
+    assert "DenyReplicaWritesExceptReplication" not in primary

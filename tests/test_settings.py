@@ -12,6 +12,7 @@ from components.preview.recording import StackRun, run_program
 from components.settings import (
     BucketSettings,
     ConfigError,
+    KeepSettings,
     LifecycleTier,
     ObjectLockSettings,
     RoleSettings,
@@ -230,14 +231,63 @@ def test_unknown_top_level_key_is_refused():
     )
 
 
+GUARD_WARNING = (
+    "biometrics-backup: the organization guard exempts no principal (neither github nor "
+    "roles.breakGlassArn is set): once the management account attaches it, changing a bucket "
+    "policy, Object Lock, replication, lifecycle or a key policy needs the management account "
+    "to detach it first (docs/compliance.md)")
+LEGAL_HOLD_WARNING = (
+    "biometrics-backup:keep.protection: legal-hold: an account administrator who may "
+    "s3:PutBucketPolicy can remove DenyLegalHoldRemoval, lift the hold of a kept backup, and "
+    "lifecycle then expires its versions; compliance-retention cannot be shortened by anyone "
+    "(docs/runtime.md, GDPR)")
+GLASS = "arn:aws:iam::111122223333:role/break-glass"
+
+
 def test_early_deletion_fees_are_warnings_not_errors():
     settings = parse_settings(PROD, stack="prod")
     assert settings.warnings == (
         "biometrics-backup:lifecycle.tiers[0] (postgres/): objects stay 60 days in GLACIER, "
         "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
+        GUARD_WARNING,
     )
     cheaper = with_change("lifecycle.tiers[0].transitions[1].days", 120)
-    assert parse_settings(cheaper, stack="prod").warnings == ()
+    assert parse_settings(cheaper, stack="prod").warnings == (GUARD_WARNING,)
+
+
+def test_keep_defaults_to_compliance_retention_for_a_year():
+    assert parse_settings(PROD, stack="prod").keep == KeepSettings("compliance-retention", 365)
+    settings = parse_settings({**PROD, "keep": {"protection": "legal-hold", "maxDays": 3650}},
+                              stack="prod")
+    assert settings.keep == KeepSettings("legal-hold", 3650)
+
+
+@pytest.mark.parametrize(("keep", "key", "message"), [
+    ({"protection": "governance"}, "keep.protection",
+     "got the text 'governance'; allowed: compliance-retention, legal-hold"),
+    ({"maxDays": 30}, "keep.maxDays",
+     "30 is not allowed; allowed: more than objectLock.days (30), so a kept backup can outlive "
+     "the lock window, and at most 36500 (S3's 100-year limit)"),
+    ({"maxDays": 36501}, "keep.maxDays",
+     "got 36501; allowed: a whole number of days from 1 to 36500"),
+    ({"maxDays": "a year"}, "keep.maxDays",
+     "got the text 'a year'; allowed: a whole number of days from 1 to 36500"),
+    ({"until": "2030-01-01"}, "keep.until", "unknown key; allowed: protection, maxDays"),
+])
+def test_invalid_keep_settings_name_the_key(keep, key, message):
+    with pytest.raises(ConfigError) as error:
+        parse_settings({**PROD, "keep": keep}, stack="prod")
+    assert error.value.key == f"biometrics-backup:{key}"
+    assert message in str(error.value)
+
+
+def test_legal_hold_and_an_unexempted_guard_warn_in_protected_stacks_only():
+    legal_hold = {**PROD, "keep": {"protection": "legal-hold"},
+                  "roles": {"breakGlassArn": GLASS}}
+    assert parse_settings(legal_hold, stack="prod").warnings[1:] == (LEGAL_HOLD_WARNING,)
+    assert parse_settings({**legal_hold, "protect": False}, stack="dev").warnings[1:] == ()
+    assert parse_settings({**PROD, "roles": {"breakGlassArn": GLASS}},
+                          stack="prod").warnings[1:] == ()
 
 
 def test_safeguards_may_be_switched_off_by_config():
@@ -251,6 +301,7 @@ def test_prod_warnings_reach_the_engine_log(prod):
     assert prod.warnings == [
         "biometrics-backup:lifecycle.tiers[0] (postgres/): objects stay 60 days in GLACIER, "
         "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
+        GUARD_WARNING,
         # Pulumi.prod.yaml holds no secrets: the offline preview shows placeholders instead.
         *(f"biometrics-backup:{key} is not set; the preview uses a placeholder (pulumi config "
           "set --secret before pulumi up)"

@@ -14,6 +14,12 @@ COMPONENTS = {
     "backup-replication": ("biometrics:backup:BucketReplication", "backup"),
     "backup-alerts": ("biometrics:backup:BackupAlerts", "backup"),
     "runtime": ("biometrics:backup:BackupContainers", ""),
+    # Rendered for the management account, never deployed: components holding documents.
+    "organization-guard": ("biometrics:backup:OrganizationGuard", ""),
+    "organization-guard-resource-control-policy": ("biometrics:backup:ResourceControlPolicy",
+                                                   "organization-guard"),
+    "organization-guard-service-control-policy": ("biometrics:backup:ServiceControlPolicy",
+                                                  "organization-guard"),
 }
 
 
@@ -33,7 +39,8 @@ def test_every_resource_is_a_named_child_of_a_component(prod):
 def test_declared_resource_types(prod):
     counts = Counter(r.type for r in prod.resources if r.custom)
     assert counts == {
-        "aws:kms/key:Key": 2, "aws:kms/alias:Alias": 2,
+        # The two buckets' keys and the alert topic's.
+        "aws:kms/key:Key": 3, "aws:kms/alias:Alias": 3,
         "aws:s3/bucket:Bucket": 4,
         "aws:s3/bucketVersioning:BucketVersioning": 4,
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 4,

@@ -1,7 +1,8 @@
 """`python -m components.preview [--stack prod]`: the offline preview, no CLI, no credentials.
 
 Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`,
-and the compliance review (compliance.md + compliance.json, see compliance/report.py).
+the compliance review (compliance.md + compliance.json, see compliance/report.py) and, for a
+stack with a runtime, the Prometheus scrape configuration (monitoring/scrape-configs.yml).
 Exit status: 0 done, 2 an unusable stack file or invalid configuration (one line `error:
 <key>: <what is wrong>; allowed: ...`; nothing is declared, nothing written), 3 a mandatory
 compliance control fails without a waiver (the documents are still written).
@@ -17,6 +18,7 @@ from pathlib import Path
 from contract.reader import InvalidSetting
 
 ROOT = Path(__file__).resolve().parents[2]
+SCRAPE_CONFIG = "monitoring/scrape-configs.yml"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,24 +30,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from compliance.inventory import from_recorded
     from compliance.report import build_report, stack_waivers, write_report
+    from components.container_specs import container_specs
     from components.preview.render import render_documents, summary, to_text
-    from components.preview.stack_config import run_stack
+    from components.preview.stack_config import run_stack, stack_settings
+    from components.scrape_config import scrape_config, to_yaml
 
     out = args.out or args.project_dir / "preview" / args.stack
     try:
         run, config = run_stack(args.project_dir, args.stack)
         report = build_report(args.stack, from_recorded(run.resources),
                               stack_waivers(config, args.stack))
+        settings = stack_settings(config, args.stack)
     except InvalidSetting as error:  # a StackFileError or a ConfigError
         print(f"error: {error}", file=sys.stderr)
         return 2
     if out.exists():
         shutil.rmtree(out)
-    documents = render_documents(run)
-    for relative, document in documents.items():
+    documents = {path: to_text(document) for path, document in render_documents(run).items()}
+    if settings.runtime is not None:
+        documents[SCRAPE_CONFIG] = to_yaml(scrape_config(settings.runtime,
+                                                         container_specs(settings)))
+    for relative, text in documents.items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(to_text(document))
+        path.write_text(text)
     (out / "summary.md").write_text(summary(run, args.stack))
     write_report(report, out)
     for warning in run.warnings:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from components.bucket_config import from_pulumi_inputs
+from components.organization_guard import RCP_COMPONENT, SCP_COMPONENT
 from components.preview.recording import RecordedResource, StackRun
 
 Renderer = Callable[[dict[str, Any]], Any]
@@ -66,6 +67,9 @@ RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
         "", _picked("LoggingEnabled", ("targetBucket", "targetPrefix"))),
     "aws:s3/bucketNotification:BucketNotification": ("", _notification),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("", _alarm),
+    # Rendered for the management account, not deployed (components/organization_guard.py).
+    RCP_COMPONENT: ("", _policy("content")),
+    SCP_COMPONENT: ("", _policy("content")),
 }
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from components.layout import PROJECT
+from components.settings import CONFIG_KEYS, StackSettings, parse_settings
 from contract.reader import InvalidSetting
 
 if TYPE_CHECKING:
@@ -159,6 +161,14 @@ def stack_file(project_dir: Path, stack: str) -> Path:
         raise StackFileError("--stack", f"got {stack!r}; allowed: a stack name (A-Z a-z 0-9 _ . "
                              "-)")
     return project_dir / f"Pulumi.{stack}.yaml"
+
+
+def stack_settings(config: dict[str, str], stack: str) -> StackSettings:
+    """A config map (full keys, as `load_stack_config` returns it) parsed by the same
+    `parse_settings` the stack program uses, from the same keys it reads."""
+    raw = {name: config[f"{PROJECT}:{name}"] for name in CONFIG_KEYS
+           if f"{PROJECT}:{name}" in config}
+    return parse_settings(raw, stack=stack)
 
 
 def run_stack(project_dir: Path, stack: str) -> tuple[StackRun, dict[str, str]]:

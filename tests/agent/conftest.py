@@ -24,13 +24,28 @@ import boto3
 import pytest
 
 from backup_agent import config
+from contract.agent_settings import AgentSettings
+from tests.conftest import required_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_USER = "postgres"
 REGION = "eu-central-1"
 TABLES = ("users", "sessions", "biometrics_data")
+
+
+def postgres_bindir() -> Path:
+    """The server binaries of the installed postgresql-15 package. Debian keeps them off PATH, and
+    its pg_config describes libpq (not the server) unless libpq-dev is installed, so ask dpkg."""
+    listing = subprocess.run(["dpkg-query", "-L", "postgresql-15"], capture_output=True, text=True)
+    for line in listing.stdout.splitlines():
+        if line.endswith("/bin/postgres"):
+            return Path(line).parent
+    pytest.fail("no PostgreSQL 15 server found: dpkg-query -L postgresql-15 lists no bin/postgres "
+                "(scripts/test-prerequisites installs it)")
+
+
+PG_BIN = postgres_bindir()
 
 
 def free_port() -> int:
@@ -148,10 +163,7 @@ def fake_walg() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def restic_binary() -> str:
-    found = shutil.which("restic")
-    if found is None:
-        pytest.fail("restic is not installed (apt-get install restic; .ci/run does)")
-    return found
+    return required_tool("restic", "restic")
 
 
 def write_secret(directory: Path, name: str, value: str) -> str:
@@ -163,13 +175,13 @@ def write_secret(directory: Path, name: str, value: str) -> str:
 
 @pytest.fixture
 def agent_settings(moto_endpoint: str, bucket: str, shared_dir: Path,
-                   fake_walg: Path) -> Callable[..., config.AgentSettings]:
+                   fake_walg: Path) -> Callable[..., AgentSettings]:
     """Settings as the component renders them, pointed at moto; `**overrides` replace keys."""
     secrets = shared_dir / "secrets"
     secrets.mkdir()
     restic_password = write_secret(secrets, "restic-password", "correct horse battery staple")
 
-    def make(**overrides: Any) -> config.AgentSettings:
+    def make(**overrides: Any) -> AgentSettings:
         data: dict[str, Any] = {
             "role": "backup",
             "primary": {"bucket": bucket, "region": REGION, "endpoint": moto_endpoint},

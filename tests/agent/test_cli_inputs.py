@@ -129,7 +129,7 @@ def test_an_empty_or_malformed_settings_file(write, text, problem):
     ({"databases": [{"name": "biometrics", "host": "db", "dbname": "d", "tables": ["users"],
                      "schedule": "0 0 30 2 *", "rpoSeconds": 1}]}, "databases[0].schedule",
      "the text '0 0 30 2 *' never fires (no such date, e.g. 30 February)"),
-    ({"metricsAddress": "localhost"}, "metricsAddress",
+    ({"listenAddress": "localhost"}, "listenAddress",
      "got the text 'localhost'; allowed: an IP address to listen on"),
     ({"bogus": 1}, "bogus", "unknown key; allowed: role, primary, "),
     ({"retry": {"attempts": 1, "delay": 5}}, "retry.delay",
@@ -262,8 +262,8 @@ def test_a_postgresql_failure_is_one_line_naming_postgresql():
 def test_an_unreadable_bucket_fails_status_in_one_line(write):
     code, stderr = write("status")
     assert code == 1
-    assert re.fullmatch(r"error: status: primary: bucket b-backups could not be read \(S3: .+\)",
-                        one_line(stderr))
+    assert re.fullmatch(r"error: status: primary: refreshing b-backups failed \(S3: Could not "
+                        r"connect to the endpoint URL: .+\); .+", one_line(stderr))
 
 
 def test_debug_shows_the_traceback(write):
@@ -283,10 +283,10 @@ def test_debug_shows_the_traceback(write):
 
 
 def test_the_exporter_listens_on_the_address_its_settings_name(write):
-    """metricsAddress is a setting: on 127.0.0.2 the exporter is not reachable on 127.0.0.1."""
+    """listenAddress is a setting: on 127.0.0.2 the exporter is not reachable on 127.0.0.1."""
     port = free_port()
     write.path.write_text(json.dumps({**write.base, "role": "restore", "jobs": [],
-                                      "metricsAddress": "127.0.0.2", "metricsPort": port}))
+                                      "listenAddress": "127.0.0.2", "metricsPort": port}))
     process = subprocess.Popen([sys.executable, "-m", "backup_agent.cli", "--settings",
                                 str(write.path), "exporter"], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

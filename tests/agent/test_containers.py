@@ -97,6 +97,19 @@ def test_rendered_settings_files_are_what_the_agent_parses(run):
     assert built["restore-1"].jobs == ("drill",)
 
 
+def test_the_backup_host_gets_the_keep_settings(run, stack_run):
+    found = containers(run)
+    backup = settings_of(found["runtime-backup-agent-backup-1"])
+    assert backup["keep"] == {"protection": "compliance-retention", "maxDays": 365}
+    assert "keep" not in settings_of(found["runtime-backup-agent-restore-1"])  # never keeps
+    legal = containers(stack_run("prod", {"keep": {"protection": "legal-hold", "maxDays": 90}}))
+    parsed = agent_settings.parse(settings_of(legal["runtime-backup-agent-backup-1"]))
+    assert parsed.kept_backups == agent_settings.KeptBackups("legal-hold", 90)
+    with pytest.raises(agent_settings.SettingsError,
+                       match=r"keep\.protection: got the text 'forever'"):
+        agent_settings.parse({**backup, "keep": {"protection": "forever"}})
+
+
 def test_every_environment_name_is_a_documented_tool_setting(run, tmp_path):
     for inputs in containers(run).values():
         names = {entry.split("=", 1)[0] for entry in inputs["envs"]}

@@ -15,7 +15,7 @@ from botocore.config import Config
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import cli, drill, exporter
+from backup_agent import cli, drill, exporter, status, status_page
 from backup_agent.exporter import BucketReader, CountingClient, segment_name
 
 from .conftest import REGION, free_port, wait_for_port
@@ -149,8 +149,13 @@ def test_s3_unreachable_keeps_last_values_and_says_so(settings, s3, bucket):
     values = metric_values(exporter.BackupCollector(settings, [reader]))
     assert only(values, "backup_exporter_s3_up") == 0
     assert only(values, "backup_exporter_s3_errors_total") == 1
-    assert only(values, "backup_postgres_base_backup_timestamp_seconds") == dt.datetime(
-        2026, 1, 1, 0, 10, tzinfo=dt.UTC).timestamp()
+    finish = dt.datetime(2026, 1, 1, 0, 10, tzinfo=dt.UTC).timestamp()
+    assert only(values, "backup_postgres_base_backup_timestamp_seconds") == finish
+    # The status rows, table and page say so too, and keep showing the last known state.
+    database, _ = status.rows(settings, reader, time.time())
+    assert (database.bucket_readable, database.backup.newest) == (False, finish)
+    assert status.to_table([database]).splitlines()[1].endswith("UNREADABLE")
+    assert '<li class="unreadable">primary (' in status_page.render_page([database], time.time())
 
 
 def test_scrapes_are_served_from_the_refresh_loop_without_reading_s3(settings, s3, bucket):
@@ -193,31 +198,53 @@ def test_delete_markers_are_counted_per_prefix_without_restic_locks(settings, s3
     assert markers == {"postgres/": 2, "restic/": 1}
 
 
-def test_status_table_shows_each_backup_against_its_rpo(settings, s3, bucket, shared_dir, capsys):
+def test_status_rows_show_each_backup_against_its_limit(settings, s3, bucket, shared_dir,
+                                                        capsys):
     finish = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     put_backup(s3, bucket, "base_000000010000000000000002",
                finish.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     drill.write_results(settings, "primary", [
         drill.DrillOutcome("postgres", "biometrics", True, 12.5, "ok"),
         drill.DrillOutcome("files", "app", False, 3.0, "hash mismatch")])
-    assert cli.main(["--settings", str(shared_dir / "settings.json"), "status"]) == 1
+    finished = drill.read_results(settings, "primary").finished
+    arguments = ["--settings", str(shared_dir / "settings.json"), "status"]
+    # A check: what is late or failed makes it exit 1, named in one line.
+    problems = ("error: status: primary database biometrics: wal none, beyond 1 d; primary "
+                "file set app: backup none, beyond 1 d; primary file set app: the last drill "
+                "failed\n")
+    assert cli.main([*arguments, "--json"]) == 1
     output = capsys.readouterr()
-    # A check: late or failed things make it exit 1, named in one line.
-    assert output.err == (
-        "error: status: primary wal biometrics: no backup, beyond its rpo 1 day, 0:00:00; "
-        "primary restic snapshot app: no backup, beyond its rpo 1 day, 0:00:00; primary restic "
-        "snapshot app: the last drill failed\n")
-    lines = [line.split() for line in output.out.splitlines()]
-    assert lines[0] == ["target", "kind", "name", "newest", "age", "rpo", "state", "last",
-                        "drill"]
-    assert len(lines) == 4  # header, base backup, wal, restic snapshot
-    base = next(line for line in lines[1:] if line[1:3] == ["base", "backup"])
-    assert base[3] == "biometrics" and base[-2:] == ["ok", "passed"]
-    assert base[6] in ("2:59:59", "3:00:00")  # the age, from the sentinel's FinishTime
-    wal = next(line for line in lines[1:] if line[1] == "wal")
-    assert wal[2:4] == ["biometrics", "-"] and wal[-2:] == ["LATE", "passed"]
-    restic = next(line for line in lines[1:] if line[1:3] == ["restic", "snapshot"])
-    assert restic[3] == "app" and restic[-2:] == ["LATE", "FAILED"]
+    assert output.err == problems
+    database, file_set = json.loads(output.out)
+    # The age comes from the sentinel's FinishTime; the limit is the daily schedule + 2 h.
+    assert 3 * 3600 - 5 < database["backup"].pop("age_seconds") < 3 * 3600 + 5
+    refreshed = database.pop("refreshed")
+    assert refreshed == pytest.approx(time.time(), abs=10)
+    assert database == {
+        "target": "primary", "bucket": bucket, "kind": "database", "name": "biometrics",
+        "prefix": "postgres/biometrics/",
+        "backup": {"newest": finish.timestamp(), "max_age_seconds": 26 * 3600,
+                   "overdue": False},
+        "wal": {"newest": None, "age_seconds": None, "max_age_seconds": 86400, "overdue": True},
+        "drill": {"result": "passed", "finished": finished},
+        "bucket_readable": True, "overdue": True}
+    assert file_set == {
+        "target": "primary", "bucket": bucket, "kind": "file set", "name": "app",
+        "prefix": "restic/",
+        "backup": {"newest": None, "age_seconds": None, "max_age_seconds": 86400,
+                   "overdue": True},
+        "wal": None, "drill": {"result": "failed", "finished": finished},
+        "bucket_readable": True, "refreshed": refreshed, "overdue": True}
+    assert cli.main(arguments) == 1
+    output = capsys.readouterr()
+    assert output.err == problems
+    header, base, files = output.out.splitlines()
+    assert header.split() == ["target", "kind", "name", "newest", "age/max", "wal", "age/max",
+                              "last", "drill", "bucket"]
+    assert base.startswith("primary  database  biometrics")
+    assert "/1 d 2 h ok  -/1 d LATE" in base and base.split()[-2:] == ["passed", "ok"]
+    assert files.split()[:4] == ["primary", "file", "set", "app"]
+    assert "-/1 d LATE" in files and "failed" in files
 
 
 def test_exporter_command_serves_and_stops_on_sigterm(settings, s3, bucket, shared_dir):

@@ -41,12 +41,12 @@ def test_retries_then_reports_success_and_failure(agent_settings):
     assert scheduler.run_job("postgres:db")
     assert (len(calls), sleeps) == (3, [7, 7, 7, 7])
     metrics = values(schedule.SchedulerCollector(scheduler))
-    assert metrics[("backup_job_runs_total", (("job", "files:app"), ("outcome", "success")))] == 1
-    assert metrics[("backup_job_runs_total", (("job", "postgres:db"), ("outcome", "failure")))] \
-        == 1
-    assert metrics[("backup_job_last_run_success", (("job", "postgres:db"),))] == 0
-    assert ("backup_job_last_success_timestamp_seconds", (("job", "postgres:db"),)) not in metrics
-    assert metrics[("backup_job_last_success_timestamp_seconds", (("job", "files:app"),))] == \
+    app, db = ("job_id", "files:app"), ("job_id", "postgres:db")
+    assert metrics[("backup_job_runs_total", (app, ("outcome", "success")))] == 1
+    assert metrics[("backup_job_runs_total", (db, ("outcome", "failure")))] == 1
+    assert metrics[("backup_job_last_run_success", (db,))] == 0
+    assert ("backup_job_last_success_timestamp_seconds", (db,)) not in metrics
+    assert metrics[("backup_job_last_success_timestamp_seconds", (app,))] == \
         scheduler.states["files:app"].last_finish
 
 
@@ -67,8 +67,9 @@ def test_a_job_never_runs_twice_at_once(agent_settings):
     release.set()
     first.join()
     metrics = values(schedule.SchedulerCollector(scheduler))
-    assert metrics[("backup_job_skipped_total", (("job", "files:app"),))] == 1
-    assert metrics[("backup_job_runs_total", (("job", "files:app"), ("outcome", "success")))] == 1
+    app = ("job_id", "files:app")
+    assert metrics[("backup_job_skipped_total", (app,))] == 1
+    assert metrics[("backup_job_runs_total", (app, ("outcome", "success")))] == 1
 
 
 def test_status_webhook_posts_outcome_and_never_logs_the_url(agent_settings, shared_dir, caplog):

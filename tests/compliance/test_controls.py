@@ -15,7 +15,14 @@ from compliance.controls import (
     run_control,
 )
 from compliance.inventory import CONTAINER, Declared, Unknown, build_inventory
-from tests.compliance.conftest import ACCOUNT, declared_of, edit, edit_policy, without_sid
+from tests.compliance.conftest import (
+    ACCOUNT,
+    declared_of,
+    edit,
+    edit_policy,
+    sibling,
+    without_sid,
+)
 
 PRIMARY = "biometrics-backups (backup-primary-bucket)"
 REPLICA = "biometrics-backups-replica (backup-replica-bucket)"
@@ -39,10 +46,17 @@ PROD_STATUSES = {
     "s3-access-logging": "pass",
     "s3-no-policy-or-acl-changes-granted": "pass",
     "s3-version-delete-break-glass-only": "pass",
+    "s3-replica-written-by-replication-only": "pass",
+    "s3-writes-use-the-bucket-key": "pass",
+    "s3-retention-capped": "pass",
     "iam-condition-keys-valid": "pass",
     "iam-policy-lint-clean": "pass",
     "iam-no-wildcard-allow": "pass",
     "iam-restore-role-read-only": "pass",
+    "sns-topic-encrypted-for-publishers-only": "pass",
+    # Rendered for the management account: the stack checks it, cannot see it applied.
+    "org-guard-rendered": "manual",
+    "iam-key-management-tag-scoped": "n/a",  # no role creates keys without github config
     "container-no-static-credentials": "pass",
     "restore-host-no-write-credentials": "pass",
     "rto-restorable-backup-not-cold": "pass",
@@ -81,7 +95,11 @@ def test_prod_evidence_names_resources_and_sids(prod_inventory):
         (PRIMARY, "backup-primary-object-lock: default retention COMPLIANCE 30 days"),
         (REPLICA, "backup-replica-object-lock: default retention COMPLIANCE 30 days")]
     version = run_control(controls_by_id()["s3-version-delete-break-glass-only"], prod_inventory)
-    assert [f.sids for f in version.findings] == [("DenyDeleteBackup",)] * 2
+    assert [f.sids for f in version.findings] == [
+        ("DenyDeleteBackup",), ("DenyDeleteBackup", "DenyReplicaWritesExceptReplication")]
+    assert version.findings[1].evidence == (
+        "backup-replica-policy: s3:DeleteObjectVersion explicitly denied to the account root, "
+        "every role of the stack and an administrator allowed *:*")  # no break-glass configured
 
 
 def test_not_applicable_controls_give_their_reason(prod_inventory, stack_run):
@@ -153,6 +171,32 @@ def _restore_may_write(document: dict[str, Any]) -> None:
     document["Statement"][0]["Action"].append("s3:PutObject")
 
 
+def _statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    return next(s for s in document["Statement"] if s["Sid"] == sid)
+
+
+def _change(sid: str, change):
+    return lambda document: change(_statement(document, sid))
+
+
+def _drop_condition(sid: str, operator: str, key: str | None = None):
+    def change(statement: dict[str, Any]) -> None:
+        if key is None:
+            del statement["Condition"][operator]
+        else:
+            del statement["Condition"][operator][key]
+            if not statement["Condition"][operator]:
+                del statement["Condition"][operator]
+    return _change(sid, change)
+
+
+ADMIN = f"arn:aws:iam::{ACCOUNT}:role/any-administrator"
+REPLICATION = f"arn:aws:iam::{ACCOUNT}:role/biometrics-backups-replication"
+TOPIC = "backup-alerts-topic"
+RCP = "organization-guard-resource-control-policy"
+SCP = "organization-guard-service-control-policy"
+
+
 FAILING_EDITS = [
     ("s3-ssl-only", lambda r: edit_policy(r, "backup-primary-policy", without_sid("EnforceSSL")),
      [(PRIMARY, "backup-primary-policy: s3:GetObject by anonymous with "
@@ -208,9 +252,52 @@ FAILING_EDITS = [
      [(PRIMARY, "backup-primary-policy: s3:DeleteObjectVersion by arn:aws:iam::111122223333:"
                 "role/any-administrator is not explicitly denied (allow)")]),
     ("s3-version-delete-break-glass-only",
-     lambda r: edit_policy(r, "backup-replica-policy", _except_backup_role),
-     [(REPLICA, "backup-replica-policy: s3:DeleteObjectVersion by arn:aws:iam::111122223333:"
+     lambda r: edit_policy(r, "backup-primary-policy", _except_backup_role),
+     [(PRIMARY, "backup-primary-policy: s3:DeleteObjectVersion by arn:aws:iam::111122223333:"
                 "role/backup-server is not explicitly denied (implicit-deny)")]),
+    # Point 1: only replication writes into the replica.
+    ("s3-replica-written-by-replication-only",
+     lambda r: edit_policy(r, "backup-replica-policy",
+                           without_sid("DenyReplicaWritesExceptReplication")),
+     [(REPLICA, f"backup-replica-policy: s3:PutObject by {ADMIN} is not explicitly denied "
+                "(allow)")]),
+    ("s3-replica-written-by-replication-only",  # a widened exemption
+     lambda r: edit_policy(r, "backup-replica-policy", _change(
+         "DenyReplicaWritesExceptReplication", lambda s: s["Condition"]["ArnNotEquals"].update(
+             {"aws:PrincipalArn": [REPLICATION, f"arn:aws:iam::{ACCOUNT}:role/*"]}))),
+     [(REPLICA, f"backup-replica-policy: s3:PutObject by {ADMIN} is not explicitly denied "
+                "(allow)")]),
+    ("s3-replica-written-by-replication-only",  # Replicate* left out of the Deny
+     lambda r: edit_policy(r, "backup-replica-policy", _change(
+         "DenyReplicaWritesExceptReplication",
+         lambda s: s["NotAction"].append("s3:Replicate*"))),
+     [(REPLICA, f"backup-replica-policy: s3:ReplicateObject by {ADMIN} is not explicitly "
+                "denied (allow)")]),
+    # Point 2: the bucket's own key or nothing.
+    ("s3-writes-use-the-bucket-key",  # without Null false, header-less PUTs are denied too
+     lambda r: edit_policy(r, "backup-primary-policy",
+                           _drop_condition("DenyNonKmsEncryption", "Null")),
+     [(PRIMARY, f"backup-primary-policy: a PUT by {ADMIN} without encryption headers is "
+                "denied")]),
+    ("s3-writes-use-the-bucket-key",
+     lambda r: edit_policy(r, "backup-replica-policy", without_sid("DenyOtherKmsKey")),
+     [(REPLICA, f"backup-replica-policy: a PUT by {REPLICATION} naming another KMS key is not "
+                "explicitly denied (implicit-deny)")]),
+    ("s3-writes-use-the-bucket-key",
+     lambda r: edit_policy(r, "backup-primary-policy", without_sid("DenyCustomerProvidedKeys")),
+     [(PRIMARY, f"backup-primary-policy: a PUT by {ADMIN} naming SSE-C is not explicitly "
+                "denied (allow)")]),
+    # Point 3: no retention beyond the cap; the backup role sets COMPLIANCE only.
+    ("s3-retention-capped",
+     lambda r: edit_policy(r, "backup-primary-policy", without_sid("DenyRetentionBeyondMaximum")),
+     [(PRIMARY, f"backup-primary-policy: s3:PutObjectRetention by {ADMIN} with "
+                "{'s3:object-lock-mode': 'COMPLIANCE', 's3:object-lock-remaining-retention-days':"
+                " '36500'} is not explicitly denied (allow)")]),
+    ("s3-retention-capped",
+     lambda r: edit_policy(r, "backup-primary-backup-access",
+                           _drop_condition("AllowBackupServerKeepRetention", "StringEquals")),
+     [(PRIMARY, "backup-primary-policy: backup-server may set a GOVERNANCE retention, which "
+                "s3:BypassGovernanceRetention could shorten")]),
     ("iam-no-wildcard-allow",
      lambda r: edit_policy(r, "backup-primary-restore-access",
                            lambda d: d["Statement"][0].update(Action=["s3:Get*"])),
@@ -218,8 +305,54 @@ FAILING_EDITS = [
        "AllowReadForRestore: wildcard action(s) s3:Get*")]),
     ("iam-no-wildcard-allow",
      lambda r: edit_policy(r, "backup-primary-backup-access",
-                           lambda d: d["Statement"][3].update(Resource="*")),
+                           _change("AllowBackupServerKey", lambda s: s.update(Resource="*"))),
      [("backup-primary-backup-access (identity)", "AllowBackupServerKey: wildcard resource '*'")]),
+    # Point 4: the topic's key admits exactly its publishers.
+    ("sns-topic-encrypted-for-publishers-only",
+     lambda r: edit(r, TOPIC, lambda inputs: inputs.pop("kmsMasterKeyId")),
+     [(TOPIC, f"{TOPIC}: no customer managed key (kmsMasterKeyId None)")]),
+    ("sns-topic-encrypted-for-publishers-only",
+     lambda r: edit(r, TOPIC, _set(("kmsMasterKeyId",), "alias/aws/sns")),
+     [(TOPIC, f"{TOPIC}: alias/aws/sns is AWS managed: its policy admits no service")]),
+    ("sns-topic-encrypted-for-publishers-only",
+     lambda r: edit_policy(r, "backup-alerts-key",
+                           _drop_condition("AllowS3DeleteEventsKey", "ArnEquals")),
+     [(TOPIC, "backup-alerts-key: s3.amazonaws.com may use the key for another source")]),
+    ("sns-topic-encrypted-for-publishers-only",
+     lambda r: edit_policy(r, "backup-alerts-key", _drop_condition(
+         "AllowCloudWatchAlarmsKey", "StringEquals", "kms:EncryptionContext:aws:sns:topicArn")),
+     [(TOPIC, "backup-alerts-key: cloudwatch.amazonaws.com may use the key for another "
+              "topic")]),
+    ("sns-topic-encrypted-for-publishers-only",  # a widened principal
+     lambda r: edit_policy(r, "backup-alerts-key", _change(
+         "AllowCloudWatchAlarmsKey", lambda s: s["Principal"].update(
+             Service=["cloudwatch.amazonaws.com", "events.amazonaws.com"]))),
+     [(TOPIC, "backup-alerts-key: events.amazonaws.com may use the key but does not publish to "
+              f"{TOPIC}")]),
+    ("sns-topic-encrypted-for-publishers-only",
+     lambda r: edit_policy(r, "backup-alerts-key", without_sid("AllowS3DeleteEventsKey")),
+     [(TOPIC, f"backup-alerts-key: s3.amazonaws.com (publishes to {TOPIC}) cannot "
+              "kms:GenerateDataKey")]),
+    # Point 5: the organization guard.
+    ("org-guard-rendered",
+     lambda r: edit_policy(r, RCP, without_sid("DenyKeyPolicyChanges"), field="content"),
+     [(RCP, "kms:PutKeyPolicy on arn:aws:kms:eu-central-1:111122223333:key/"
+            "e2282bd4-1938-5543-b337-23227e99edb8 by an administrator is not denied by the "
+            "guard")]),
+    ("org-guard-rendered",
+     lambda r: edit_policy(r, RCP, _drop_condition("DenyAccessFromOutsideOrganization",
+                                                   "BoolIfExists"), field="content"),
+     [(RCP, "s3:GetObject on arn:aws:s3:::biometrics-backups/x by an AWS service is denied by "
+            "the guard")]),
+    ("org-guard-rendered",
+     lambda r: edit_policy(r, SCP, without_sid("DenyExemptRoleChanges"), field="content"),
+     [(RCP, f"iam:UpdateAssumeRolePolicy on {REPLICATION} by an administrator is not denied "
+            "by the guard")]),
+    ("org-guard-rendered",
+     lambda r: edit_policy(r, RCP, _change("DenyProtectedBucketChanges", lambda s: s.update(
+         Action=["s3:PutBucketPolicy"])), field="content"),
+     [(RCP, "s3:PutBucketObjectLockConfiguration on arn:aws:s3:::biometrics-backups by an "
+            "administrator is not denied by the guard")]),
     ("iam-restore-role-read-only",
      lambda r: edit_policy(r, "backup-replica-restore-access", _restore_may_write),
      [("restore-server", "backup-replica-restore-access: AllowReadForRestore grants "
@@ -244,7 +377,7 @@ def test_resource_star_passes_only_for_actions_aws_cannot_scope(prod_declared):
     assert unscoped.status == "pass"
     finding = next(f for f in unscoped.findings
                    if f.subject == "backup-primary-backup-access (identity)")
-    assert finding.evidence == ("5 Allow statement(s) name actions and resources (Resource \"*\" "
+    assert finding.evidence == ("6 Allow statement(s) name actions and resources (Resource \"*\" "
                                 "in ListAliases: actions AWS cannot scope to a resource)")
     assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
                                 grant(["kms:ListAliases", "kms:Decrypt"])),
@@ -362,7 +495,7 @@ def test_base_backups_older_than_the_glacier_transition_fail_the_rto(prod_declar
 # What Pulumi cannot know before the resources exist: ids and ARNs, and everything built from
 # them (policy documents, the `bucket` of configuration resources, the key of the encryption).
 UNKNOWN_INPUTS = ("policy", "assumeRolePolicy", "bucket", "targetBucket", "role", "rules",
-                  "topics", "kmsMasterKeyId")
+                  "topics", "kmsMasterKeyId", "content")
 
 
 def unknown_outputs(resources: list[Declared]) -> list[Declared]:
@@ -397,8 +530,78 @@ def test_unknown_values_are_reported_unknown_never_pass_or_fail(prod_declared):
         "s3-version-delete-break-glass-only": "unknown", "iam-condition-keys-valid": "unknown",
         "iam-policy-lint-clean": "unknown", "iam-no-wildcard-allow": "unknown",
         "iam-restore-role-read-only": "unknown",
+        "s3-replica-written-by-replication-only": "unknown",
+        "s3-writes-use-the-bucket-key": "unknown", "s3-retention-capped": "unknown",
+        "sns-topic-encrypted-for-publishers-only": "unknown", "org-guard-rendered": "unknown",
     }
     ssl = run_control(controls_by_id()["s3-ssl-only"], inventory)
     assert [f.evidence for f in ssl.findings] == [
         f"backup-{name}-policy.policy is unknown during preview"
         for name in ("primary", "primary-access-logs", "replica", "replica-access-logs")]
+
+
+# --- the CI deploy role, the guard's exemptions, EventBridge (stack variants) ----------------
+
+GITHUB = {"repository": "octo-org/octo-repo", "environment": "prod"}
+GLASS = f"arn:aws:iam::{ACCOUNT}:role/break-glass"
+DEPLOY = f"arn:aws:iam::{ACCOUNT}:role/biometrics-backup-prod-github-deploy"
+
+
+@pytest.fixture(scope="module")
+def with_github(stack_run):
+    return declared_of(stack_run("prod", {"github": GITHUB, "roles": {
+        "backup": "backup-server", "restore": "restore-server", "walArchiver": "wal-archiver",
+        "replication": "biometrics-backups-replication", "breakGlassArn": GLASS}}))
+
+
+def test_deploy_role_key_management_is_tag_scoped(with_github):
+    outcome = result(with_github, "iam-key-management-tag-scoped")
+    assert [(f.subject, f.status, f.evidence, f.sids) for f in outcome.findings] == [(
+        "biometrics-backup-prod-github-deploy", "pass",
+        "biometrics-backup-prod-github-deploy: creates keys only with "
+        "{'biometrics-backup-stack': 'prod'} (and no other tag key), manages only keys carrying "
+        "it", ("CreateKeys", "ManageKeys"))]
+    unscoped = edit_policy(with_github, "github-deploy-access",
+                           _drop_condition("ManageKeys", "StringEquals"))
+    assert failures(unscoped, "iam-key-management-tag-scoped") == [(
+        "biometrics-backup-prod-github-deploy",
+        "biometrics-backup-prod-github-deploy changes the policy of a key without it: allowed")]
+    any_tag = edit_policy(with_github, "github-deploy-access",
+                          _drop_condition("CreateKeys", "ForAllValues:StringEquals"))
+    assert failures(any_tag, "iam-key-management-tag-scoped") == [(
+        "biometrics-backup-prod-github-deploy", "biometrics-backup-prod-github-deploy creates a "
+        "key with another tag key too: allowed")]
+
+
+def test_guard_exempts_exactly_the_deploy_role_and_break_glass(with_github):
+    outcome = result(with_github, "org-guard-rendered")
+    assert outcome.status == "manual"
+    assert outcome.findings[0].evidence.startswith(
+        "rendered, apply in the management account: organization-guard-resource-control-policy,"
+        " organization-guard-service-control-policy deny ")
+    assert f"by anyone but {DEPLOY}, {GLASS}" in outcome.findings[0].evidence
+    assert outcome.findings[0].evidence.endswith(
+        "and the OIDC provider); AWS services and the organization's principals pass")
+    widened = edit_policy(with_github, RCP, _change(
+        "DenyProtectedBucketChanges", lambda s: s["Condition"]["ArnNotLike"].update(
+            {"aws:PrincipalArn": [DEPLOY, GLASS, f"arn:aws:iam::{ACCOUNT}:role/*"]})),
+        field="content")
+    assert failures(widened, "org-guard-rendered") == [(
+        RCP, "s3:PutBucketPolicy on arn:aws:s3:::biometrics-backups by an administrator is not "
+             "denied by the guard")]
+    provider = edit_policy(with_github, SCP, without_sid("DenyOidcProviderChanges"),
+                           field="content")
+    assert failures(provider, "org-guard-rendered") == [(
+        RCP, "iam:UpdateOpenIDConnectProviderThumbprint on arn:aws:iam::111122223333:"
+             "oidc-provider/token.actions.githubusercontent.com by an administrator is not "
+             "denied by the guard")]
+
+
+def test_an_eventbridge_rule_publishing_to_the_topic_must_be_admitted_by_its_key(prod_declared):
+    topic_arn = f"arn:aws:sns:eu-central-1:{ACCOUNT}:backup-alerts"
+    rule = sibling(prod_declared, "backup-alerts-topic",
+                   "aws:cloudwatch/eventTarget:EventTarget", "backup-alerts-rule-target",
+                   {"rule": "any-rule", "arn": topic_arn})
+    assert failures([*prod_declared, rule], "sns-topic-encrypted-for-publishers-only") == [(
+        TOPIC, "backup-alerts-key: events.amazonaws.com (publishes to backup-alerts-topic) "
+               "cannot kms:GenerateDataKey")]

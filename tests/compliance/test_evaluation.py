@@ -1054,3 +1054,89 @@ def test_single_statement_object_is_accepted() -> None:
     policy = LabelledPolicy("p", "identity", {"Statement": MAX_KEYS}, principal_arn=BACKUP_ROLE)
     request = req("s3:ListBucket", "arn:aws:s3:::example_bucket", context={"s3:max-keys": "1"})
     assert evaluate(request, [policy]) == allowed(("p", "#0"))
+
+
+# --- policy variables in condition values -------------------------------------------------
+
+# AWS Organizations User Guide, RCP examples ("Enforce identity perimeter"), with the
+# organization taken from the resource: ${aws:ResourceOrgID}.
+PERIMETER = resource(
+    "rcp",
+    {
+        "Sid": "EnforceOrgIdentities",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": "*",
+        "Condition": {
+            "StringNotEqualsIfExists": {"aws:PrincipalOrgID": "${aws:ResourceOrgID}"},
+            "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+        },
+    },
+)
+
+
+@pytest.mark.parametrize(("principal_org", "denied_"), [("o-mine", False), ("o-other", True)])
+def test_a_policy_variable_takes_the_request_value_of_its_key(principal_org, denied_) -> None:
+    context = {"aws:PrincipalOrgID": principal_org, "aws:ResourceOrgID": "o-mine",
+               "aws:PrincipalIsAWSService": "false"}
+    decision = evaluate(req("s3:GetObject", f"{BUCKET}/x", context=context),
+                        [PERIMETER, ALLOW_ALL])
+    assert decision == (denied(("rcp", "EnforceOrgIdentities")) if denied_
+                        else allowed(("admin", "AllowAll")))
+
+
+def test_a_policy_variable_without_its_key_or_outside_a_condition_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"policy variables need one value.*aws:ResourceOrgID"):
+        evaluate(req("s3:GetObject", f"{BUCKET}/x", context={"aws:PrincipalOrgID": "o-x"}),
+                 [PERIMETER])
+    in_resource = resource("bucket policy", {
+        "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": "arn:aws:s3:::${aws:PrincipalAccount}/*"})
+    with pytest.raises(ValueError, match="policy variables are not supported"):
+        evaluate(req("s3:GetObject", f"{BUCKET}/x"), [in_resource])
+
+
+# --- organization guardrails (SCP, RCP) ---------------------------------------------------
+
+
+def guardrail(kind: str, *statements: dict[str, Any]) -> LabelledPolicy:
+    return LabelledPolicy(kind, kind, {"Version": "2012-10-17", "Statement": list(statements)})
+
+
+SCP_DENY = guardrail("scp", {"Sid": "DenyPolicyChanges", "Effect": "Deny",
+                             "Action": "s3:PutBucketPolicy", "Resource": "*"})
+
+
+def test_an_scp_denies_the_accounts_principals_root_included() -> None:
+    for principal in (BACKUP_ROLE, ROOT):
+        decision = evaluate(req("s3:PutBucketPolicy", BUCKET, principal=principal),
+                            [SCP_DENY, identity("admin", {"Sid": "AllowAll", "Effect": "Allow",
+                                                          "Action": "*", "Resource": "*"},
+                                                principal=principal)])
+        assert decision == denied(("scp", "DenyPolicyChanges"))
+
+
+def test_an_scp_binds_neither_services_nor_anonymous_requests() -> None:
+    for principal in ("service:s3.amazonaws.com", None):
+        decision = evaluate(req("s3:PutBucketPolicy", BUCKET, principal=principal), [SCP_DENY])
+        assert decision == IMPLICIT_DENY
+
+
+def test_a_guardrail_allow_grants_nothing() -> None:
+    allow = {"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*", "Resource": "*"}
+    assert evaluate(req("s3:GetObject", f"{BUCKET}/x"), [guardrail("scp", allow)]) == \
+        IMPLICIT_DENY
+    assert evaluate(req("s3:GetObject", f"{BUCKET}/x"),
+                    [guardrail("rcp", {**allow, "Principal": "*"})]) == IMPLICIT_DENY
+
+
+def test_an_rcp_binds_every_principal_anonymous_included() -> None:
+    rcp = guardrail("rcp", {"Sid": "DenyAll", "Effect": "Deny", "Principal": "*",
+                            "Action": "s3:GetObject", "Resource": "*"})
+    for principal in (BACKUP_ROLE, None, "service:s3.amazonaws.com"):
+        assert evaluate(req("s3:GetObject", f"{BUCKET}/x", principal=principal), [rcp]) == \
+            denied(("rcp", "DenyAll"))
+    with pytest.raises(ValueError, match="resource policy statement needs exactly one"):
+        evaluate(req("s3:GetObject", f"{BUCKET}/x"),
+                 [guardrail("rcp", {"Effect": "Deny", "Action": "*", "Resource": "*"})])

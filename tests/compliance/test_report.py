@@ -36,8 +36,14 @@ def test_prod_passes_without_waivers(prod_report):
     assert prod_report.mandatory_failures() == []
     assert prod_report.waivers == {}
     markdown = to_markdown(prod_report)
-    assert "**Verdict: PASS** — 21 pass, 0 fail, 0 unknown, 1 not applicable, 0 waived, of 22 " \
-           "controls. Mandatory controls failing: none." in markdown
+    assert "**Verdict: PASS** — 25 pass, 0 fail, 0 unknown, 2 not applicable, 0 waived, 1 " \
+           "manual (rendered for someone else to apply), of 28 controls. Mandatory controls " \
+           "failing: none." in markdown
+    guard = next(line for line in markdown.splitlines() if line.startswith(
+        "| `org-guard-rendered` | "))
+    assert "| manual | critical | yes |" in guard
+    assert "- manual: **organization-guard-resource-control-policy** — rendered, apply in the " \
+           "management account: " in markdown
     assert "## Waivers\n\nNone: every control is enforced for this stack.\n" in markdown
 
 

@@ -156,8 +156,9 @@ def test_deploy_role_manages_the_store_but_not_its_own_rights(documents):
     assert list(policy) == [
         "ReadBuckets", "ReadKeys", "ReadKeyAliases", "ReadRoles", "ReadInstanceProfiles",
         "ReadOidcProvider", "ReadTopic", "ReadSubscriptions", "ReadAlarms", "ManageBuckets",
-        "CreateKeys", "ManageKeys", "ManageKeyAliases", "ManageRoles", "ManageInstanceProfiles",
-        "ManageTopic", "ManageSubscriptions", "ManageAlarms", "PassReplicationRole"]
+        "CreateKeys", "TagKeys", "ManageKeys", "ManageKeyAliases", "ManageRoles",
+        "ManageInstanceProfiles", "ManageTopic", "ManageSubscriptions", "ManageAlarms",
+        "PassReplicationRole"]
     actions = {a for s in policy.values() for a in s["Action"]}
     assert not actions & {"s3:GetObject", "s3:DeleteBucket", "kms:Decrypt", "kms:Encrypt",
                           "kms:ScheduleKeyDeletion", "kms:DisableKey",
@@ -170,7 +171,47 @@ def test_deploy_role_manages_the_store_but_not_its_own_rights(documents):
         "Resource": [f"arn:aws:iam::{ACCOUNT}:role/biometrics-backups-replication"],
         "Condition": {"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}}}
     assert policy["CreateKeys"]["Condition"] == {
-        "StringEquals": {"aws:RequestedRegion": ["eu-central-1", "eu-west-1"]}}
+        "StringEquals": {"aws:RequestedRegion": ["eu-central-1", "eu-west-1"],
+                         "aws:RequestTag/biometrics-backup-stack": "prod"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["biometrics-backup-stack"]}}
+
+
+def test_deploy_role_keys_are_scoped_by_the_tag_the_stack_sets(with_github, documents):
+    """A key's ARN does not exist before it is created: kms:CreateKey, tagging at creation
+    and managing a key are conditioned on the tag every key of the stack carries."""
+    assert {r.inputs["tags"]["biometrics-backup-stack"]
+            for r in with_github.of_type("aws:kms/key:Key")} == {"prod"}
+    policy = statements(documents["github/deploy-access.json"])
+    keys = [f"arn:aws:kms:{region}:{ACCOUNT}:key/*" for region in ("eu-central-1", "eu-west-1")]
+    tagged = {"StringEquals": {"aws:ResourceTag/biometrics-backup-stack": "prod"}}
+    assert policy["TagKeys"] == {
+        "Sid": "TagKeys", "Effect": "Allow", "Action": ["kms:TagResource"], "Resource": keys,
+        "Condition": {"StringEquals": {"aws:RequestTag/biometrics-backup-stack": "prod"},
+                      "ForAllValues:StringEquals": {"aws:TagKeys": ["biometrics-backup-stack"]}}}
+    assert policy["ManageKeys"] == {
+        "Sid": "ManageKeys", "Effect": "Allow",
+        "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
+                   "kms:ListResourceTags", "kms:PutKeyPolicy", "kms:EnableKeyRotation",
+                   "kms:UpdateKeyDescription", "kms:UntagResource"],
+        "Resource": keys, "Condition": tagged}
+    # An alias has no tags (IfExists); a key of another stack is not a target.
+    assert policy["ManageKeyAliases"] == {
+        "Sid": "ManageKeyAliases", "Effect": "Allow",
+        "Action": ["kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"],
+        "Resource": [f"arn:aws:kms:eu-central-1:{ACCOUNT}:alias/biometrics-backups",
+                     f"arn:aws:kms:eu-west-1:{ACCOUNT}:alias/biometrics-backups-replica",
+                     f"arn:aws:kms:eu-central-1:{ACCOUNT}:alias/backup-alerts", *keys],
+        "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/biometrics-backup-stack":
+                                               "prod"}}}
+    role = "arn:aws:iam::111122223333:role/biometrics-backup-prod-github-deploy"
+    deploy = [LabelledPolicy("role", "identity", documents["github/deploy-access.json"],
+                             principal_arn=role)]
+    for context, expected in (({"aws:ResourceTag/biometrics-backup-stack": "prod"}, True),
+                              ({"aws:ResourceTag/biometrics-backup-stack": "dev"}, False),
+                              ({}, False)):
+        decision = evaluate(Request(role, "kms:PutKeyPolicy", keys[0].replace("*", "other"),
+                                    context), deploy)
+        assert decision.allowed is expected, context
 
 
 def request(role, action, resource):
@@ -300,9 +341,9 @@ def test_without_replica_no_alarm_or_pass_role_statements(stack_run):
     assert list(deploy) == [
         "ReadBuckets", "ReadKeys", "ReadKeyAliases", "ReadRoles", "ReadInstanceProfiles",
         "ReadOidcProvider", "ReadTopic", "ReadSubscriptions", "ManageBuckets", "CreateKeys",
-        "ManageKeys", "ManageKeyAliases", "ManageRoles", "ManageInstanceProfiles", "ManageTopic",
-        "ManageSubscriptions"]
+        "TagKeys", "ManageKeys", "ManageKeyAliases", "ManageRoles", "ManageInstanceProfiles",
+        "ManageTopic", "ManageSubscriptions"]
     assert deploy["ReadBuckets"]["Resource"] == ["arn:aws:s3:::biometrics-backups",
                                                  "arn:aws:s3:::biometrics-backups-access-logs"]
-    assert deploy["CreateKeys"]["Condition"] == {
-        "StringEquals": {"aws:RequestedRegion": ["eu-central-1"]}}
+    assert deploy["CreateKeys"]["Condition"]["StringEquals"]["aws:RequestedRegion"] == [
+        "eu-central-1"]

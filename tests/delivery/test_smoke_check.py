@@ -104,8 +104,8 @@ MISTAKES = {
          '[{"Days": 30, "StorageClass": "GLACIER"}, {"Days": 90, "StorageClass": '
          '"DEEP_ARCHIVE"}], got [{"Days": 30, "StorageClass": "GLACIER"}]']),
     "policy Sid missing": (
-        only(REPLICA, "policy", without_sid("DenyDirectWrites")),
-        [f"{REPLICA} policy: Sid DenyDirectWrites: missing"]),
+        only(REPLICA, "policy", without_sid("DenyReplicaWritesExceptReplication")),
+        [f"{REPLICA} policy: Sid DenyReplicaWritesExceptReplication: missing"]),
     "replication without delete-marker replication": (
         only(PRIMARY, "replication", replication_rule(
             lambda rule: rule.update(DeleteMarkerReplication={"Status": "Disabled"}))),
