@@ -56,7 +56,7 @@ Severity = Literal["critical", "high", "medium", "low"]
 HOST_LABEL: Final = "biometrics-backup.host"
 FULL_BACKUP_INTERVAL_LABEL: Final = "biometrics-backup.full-backup-interval-days"
 RESTORE_HOST: Final = "restore"
-# Classes a database restore cannot read from within minutes (facts §3: hours to days).
+# Classes a database restore cannot read from within minutes (hours to days: https://docs.aws.amazon.com/AmazonS3/latest/userguide/restoring-objects-retrieval-options.html).
 COLD_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 NO_CONTAINERS: Final = (
     "the stack declares no docker:index/container:Container (no backup runtime configured)"
@@ -153,7 +153,7 @@ def _label_or_none(container: ContainerView, name: str) -> str | None:
 
 ACCOUNT = Scope("account", lambda _: [], str,
                 "account-level setting (the account's S3 public access block); this package "
-                "manages buckets, not the account, so it neither sets nor reads it (facts §5)")
+                "manages buckets, not the account, so it neither sets nor reads it")
 BACKUP_BUCKETS = Scope("backup buckets", lambda i: i.buckets_of("backup"), _bucket_label,
                        "the stack declares no BackupBucket")
 LOG_BUCKETS = Scope("log buckets", lambda i: i.buckets_of("log"), _bucket_label,
@@ -395,7 +395,7 @@ def _log_encryption(bucket: BucketView, inventory: Inventory) -> Verdict:
     if algorithm not in ("AES256", "aws:kms", "aws:kms:dsse"):
         return failed(f"{encryption.name}: sseAlgorithm {algorithm!r}")
     return passed(f"{encryption.name}: {algorithm} (SSE-S3 is the documented log target "
-                  "encryption, facts §1)")
+                  "encryption, S3 User Guide: enable-server-access-logging)")
 
 
 @control("s3-lifecycle-versioned", "Lifecycle expires noncurrent versions and aborts uploads",

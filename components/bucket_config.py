@@ -79,7 +79,7 @@ def encryption(key_arn: str) -> dict[str, Any]:
 
 
 def access_log_encryption() -> dict[str, Any]:
-    # Log delivery is documented for SSE-S3; SSE-KMS on a log target is unconfirmed (facts §1).
+    # Log delivery is documented for SSE-S3; SSE-KMS on a log target is unconfirmed (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).
     return {
         "ServerSideEncryptionConfiguration": {
             "Rules": [
@@ -189,7 +189,7 @@ def logging(target_bucket: str) -> dict[str, Any]:
 def replication(role_arn: str, replica_bucket_arn: str, replica_key_arn: str) -> dict[str, Any]:
     """Whole bucket, RTC 15 minutes with metrics, SSE-KMS objects re-encrypted with the replica
     key, and delete markers replicated — otherwise everything pruned stays current in the
-    replica forever (facts §4)."""
+    replica forever (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-what-is-isnot-replicated.html)."""
     return {
         "ReplicationConfiguration": {
             "Role": role_arn,

@@ -35,7 +35,8 @@ class GitHubOidc(pulumi.ComponentResource):
             raise ValueError("GitHubOidc needs settings.github")
         child = pulumi.ResourceOptions(parent=self)
         if github.oidc_provider_arn is not None:
-            # An account holds one provider per URL: reuse the one that exists (facts §9).
+            # An account holds one provider per URL (IAM User Guide: OIDC identity providers):
+            # reuse the one that exists.
             provider_arn: pulumi.Input[str] = github.oidc_provider_arn
         else:
             provider = aws.iam.OpenIdConnectProvider(

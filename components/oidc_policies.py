@@ -1,6 +1,6 @@
 """Pure builders for the GitHub Actions OIDC roles: their trust and permission policies.
 
-Two roles, one per kind of job (facts §9):
+Two roles, one per kind of job (GitHub Actions: configuring OpenID Connect in Amazon Web Services):
 - preview (`repo:OWNER/REPO:pull_request`): control-plane reads of exactly this stack's
   resources, so `pulumi preview --refresh` can read them. It never gets `s3:GetObject` on a backup
   bucket nor `kms:Decrypt` with a backup key: anyone who can push a branch can run it.

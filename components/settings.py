@@ -56,7 +56,7 @@ TRANSITION_ORDER: Final = (
     "GLACIER",
     "DEEP_ARCHIVE",
 )
-# Minimum storage duration in days (early-deletion fee below it), facts §3.
+# Minimum storage duration in days (early-deletion fee below it): https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-class-intro.html
 MINIMUM_STORAGE_DAYS: Final = {
     "STANDARD_IA": 30,
     "ONEZONE_IA": 30,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-# pulumi_aws.s3 re-exports deprecated V2 classes and warns on import (facts §7).
+# pulumi_aws.s3 re-exports deprecated V2 classes and warns on import (pulumi-aws 7 upgrade guide).
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
 
 from components.preview.recording import StackRun, run_program  # noqa: E402

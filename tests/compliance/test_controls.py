@@ -106,7 +106,7 @@ def test_not_applicable_controls_give_their_reason(prod_inventory, stack_run):
     account = run_control(controls_by_id()["s3-account-public-access-block"], prod_inventory)
     assert account.reason == (
         "account-level setting (the account's S3 public access block); this package manages "
-        "buckets, not the account, so it neither sets nor reads it (facts §5)")
+        "buckets, not the account, so it neither sets nor reads it")
     without_runtime = build_inventory(declared_of(stack_run("prod", {"runtime": None})))
     reasons = {c: run_control(controls_by_id()[c], without_runtime).reason for c in (
         "container-no-static-credentials", "restore-host-no-write-credentials",
