@@ -1,4 +1,4 @@
-"""The repository cites public sources only: the team's private research notes are not part of it."""
+"""The repository cites public sources only: private research notes are not part of it."""
 
 from __future__ import annotations
 
