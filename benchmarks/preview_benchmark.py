@@ -4,7 +4,7 @@
 
 Each case is the whole offline pipeline in one process, after imports: the program under the
 recording mocks, the rendered documents, and the compliance report (controls, parliament,
-scenario table, cost model) — what `python -m components.preview` does minus interpreter
+scenario table, cost model) — what `python -m review.preview` does minus interpreter
 start-up and writing files.
 
 * floor: the same mocks running a program that declares one bucket (nothing else);
@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from compliance.inventory import from_recorded  # noqa: E402
 from compliance.report import build_report, to_json, to_markdown  # noqa: E402
-from components.preview.recording import run_program  # noqa: E402
-from components.preview.render import render_documents, to_text  # noqa: E402
-from components.preview.stack_config import load_stack_config  # noqa: E402
+from review.recording import run_program  # noqa: E402
+from review.render import render_documents, to_text  # noqa: E402
+from review.stack_config import load_stack_config  # noqa: E402
 
 FLOOR_PROGRAM = """
 import pulumi_aws as aws

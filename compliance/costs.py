@@ -9,15 +9,12 @@ that is the lock window's churn. Leaving a class before its minimum duration bil
 remaining days (early deletion). Prices come from `prices.json` (source and date per number);
 a price that could not be found is reported as a quantity without an amount.
 
-    python -m compliance.costs --stack prod --postgres-gb-per-day 50 --files-gb-per-day 5
+    python -m review.costs --stack prod --postgres-gb-per-day 50 --files-gb-per-day 5
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -242,26 +239,3 @@ def as_json(model: CostModel) -> dict[str, Any]:
         "totalPriced": round(model.total(), 2),
         "caveats": list(model.caveats),
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compliance.costs",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="prod")
-    parser.add_argument("--postgres-gb-per-day", type=float, default=Volumes.postgres_gb_per_day)
-    parser.add_argument("--files-gb-per-day", type=float, default=Volumes.files_gb_per_day)
-    parser.add_argument("--object-mb", type=float, default=Volumes.object_mb)
-    parser.add_argument("--restic-retention-days", type=int,
-                        default=Volumes.restic_retention_days)
-    args = parser.parse_args(argv)
-    from compliance.report import inventory_of_stack
-
-    inventory = inventory_of_stack(args.stack)
-    volumes = Volumes(args.postgres_gb_per_day, args.files_gb_per_day, args.object_mb,
-                      args.restic_retention_days)
-    print("\n".join(as_markdown(cost_model(inventory, volumes))))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

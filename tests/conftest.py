@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# pulumi_aws.s3 re-exports deprecated V2 classes and warns on import (facts §7).
+# pulumi_aws.s3 re-exports deprecated V2 classes and warns on import.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
 
-from components.preview.recording import StackRun, run_program  # noqa: E402
-from components.preview.render import render_documents  # noqa: E402
-from components.preview.stack_config import load_stack_config  # noqa: E402
+from components.settings import StackSettings  # noqa: E402
+from review.recording import StackRun, run_program  # noqa: E402
+from review.render import render_documents  # noqa: E402
+from review.stack_config import stack_settings  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_KEY = "biometrics-backup"
-
-
-def required_tool(name: str, package: str) -> str:
-    """The path of a tool the test needs; a missing one fails the test (never skips it)."""
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is missing: apt-get install {package} (.ci/run installs it)")
-    return found
-
-
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """A stack file's config with some project keys replaced (None removes the key)."""
-    config, _ = load_stack_config(ROOT / f"Pulumi.{stack}.yaml")
-    for key, value in (overrides or {}).items():
-        full = f"{PROJECT_KEY}:{key}"
-        if value is None:
-            config.pop(full, None)
-        else:
-            config[full] = value if isinstance(value, str) else json.dumps(value)
-    return config
+# tests/agent imports these from here too.
+from tests.support import ROOT, required_tool, stack_config  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +39,11 @@ def stack_run() -> Callable[..., StackRun]:
 @pytest.fixture(scope="session")
 def prod(stack_run: Callable[..., StackRun]) -> StackRun:
     return stack_run("prod")
+
+
+@pytest.fixture(scope="session")
+def prod_settings() -> StackSettings:
+    return stack_settings(stack_config("prod"), "prod")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 
 from contract import agent_settings, restic, schedule
 from contract.reader import InvalidSetting, Reader
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 # Every value restic 0.14 was asked about; True = restic accepts it.
 SUBSETS = {

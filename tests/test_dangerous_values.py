@@ -12,7 +12,7 @@ import yaml
 
 from components import container_specs
 from components.settings import ConfigError, parse_settings
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 PROJECT = "biometrics-backup"
 _DELETE = object()

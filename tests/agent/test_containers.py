@@ -13,10 +13,10 @@ from backup_agent import tools
 from backup_agent.envdoc import DOCUMENTED_ENV
 from components import container_specs
 from components.container_specs import SCHEDULER_HOST_PORT
-from components.preview.recording import run_program
 from components.runtime_settings import schedule_interval_days
 from components.settings import ConfigError, parse_settings
 from contract import agent_settings
+from review.recording import run_program
 from tests.conftest import ROOT, stack_config
 
 SECRETS = {

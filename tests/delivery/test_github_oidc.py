@@ -7,10 +7,10 @@ import pytest
 from compliance.evaluation import LabelledPolicy, Request, evaluate
 from compliance.lint import LintFinding, lint_policy
 from components.oidc_policies import UNSCOPED_ACTIONS
-from components.preview.recording import PLACEHOLDER_ACCOUNT_ID
-from components.preview.render import render_documents
 from components.settings import ConfigError, parse_settings
-from tests.conftest import stack_config
+from review.recording import PLACEHOLDER_ACCOUNT_ID
+from review.render import render_documents
+from tests.support import stack_config
 
 ACCOUNT = PLACEHOLDER_ACCOUNT_ID
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
