@@ -124,13 +124,6 @@ class Declared:
             raise UnknownValue(f"{self.name}.{value.path}")
         return value
 
-    def known(self, *path: str) -> bool:
-        try:
-            self.get(*path)
-        except UnknownValue:
-            return False
-        return True
-
 
 @dataclass(frozen=True)
 class PolicyDocument:

@@ -22,7 +22,7 @@ from typing import Any, Final, Protocol
 from compliance import costs, scenarios
 from compliance.controls import ControlResult, controls_by_id, run_controls
 from compliance.inventory import Inventory
-from components.settings import ConfigError
+from components.config_reader import ConfigError
 
 FAILING: Final = ("fail", "unknown")
 

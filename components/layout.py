@@ -15,7 +15,6 @@ PROJECT: Final = "biometrics-backup"
 TYPE_PREFIX: Final = "biometrics:backup"
 
 WAL_KEY_PATTERN: Final = "postgres/*/wal_005/*"
-TEMP_PREFIX: Final = "temp/"
 BACKUP_PREFIXES: Final = (POSTGRES_PREFIX, RESTIC_PREFIX)
 
 # GitHub Actions OIDC roles (components.github_oidc), one pair per stack environment so stacks

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from components import container_specs
-from components.settings import ConfigError, parse_settings
+from components.config_reader import ConfigError
+from components.settings import parse_settings
 from tests.support import ROOT
 
 PROJECT = "biometrics-backup"

@@ -11,7 +11,8 @@ import yaml
 from compliance.controls import REGISTRY
 from compliance.inventory import build_inventory
 from compliance.report import build_report, lint_documents, to_json, to_markdown
-from components.settings import ConfigError, Waiver, parse_settings
+from components.config_reader import ConfigError
+from components.settings import Waiver, parse_settings
 from review.preview import main as preview_main
 from tests.support import ROOT
 from tests.support.resources import declared_of, edit

@@ -6,8 +6,9 @@ import pytest
 
 from compliance.evaluation import LabelledPolicy, Request, evaluate
 from compliance.lint import LintFinding, lint_policy
+from components.config_reader import ConfigError
 from components.oidc_policies import UNSCOPED_ACTIONS
-from components.settings import ConfigError, parse_settings
+from components.settings import parse_settings
 from review.recording import PLACEHOLDER_ACCOUNT_ID
 from review.render import render_documents
 from tests.support import stack_config
