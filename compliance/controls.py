@@ -47,17 +47,17 @@ from compliance.inventory import (
     RoleView,
     UnknownValue,
 )
-from components.layout import POSTGRES_PREFIX
+from contract.layout import (
+    COLD_STORAGE_CLASSES,
+    FULL_BACKUP_INTERVAL_LABEL,
+    HOST_LABEL,
+    POSTGRES_PREFIX,
+)
 
 Status = Literal["pass", "fail", "n/a", "unknown", "manual"]
 Severity = Literal["critical", "high", "medium", "low"]
 
-# Labels the backup runtime puts on its containers (the contract for the runtime issue).
-HOST_LABEL: Final = "biometrics-backup.host"
-FULL_BACKUP_INTERVAL_LABEL: Final = "biometrics-backup.full-backup-interval-days"
 RESTORE_HOST: Final = "restore"
-# Classes a database restore cannot read from within minutes (facts §3: hours to days).
-COLD_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 NO_CONTAINERS: Final = (
     "the stack declares no docker:index/container:Container (no backup runtime configured)"
 )
@@ -1230,7 +1230,7 @@ def _first_cold_day(bucket: BucketView) -> tuple[int, str] | None:
         for step, _ in enumerate(lifecycle.get("rules", index, "transitions", default=[]) or []):
             storage = lifecycle.get("rules", index, "transitions", step, "storageClass")
             days = lifecycle.get("rules", index, "transitions", step, "days")
-            if storage in COLD_CLASSES and days is not None:
+            if storage in COLD_STORAGE_CLASSES and days is not None:
                 candidate = (int(days), f"{lifecycle.name} rule "
                              f"{lifecycle.get('rules', index, 'id')!r} → {storage}")
                 earliest = min(earliest, candidate) if earliest else candidate

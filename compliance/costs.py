@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from compliance.inventory import LIFECYCLE, OBJECT_LOCK, BucketView, Inventory
-from components.layout import POSTGRES_PREFIX, RESTIC_PREFIX
+from contract.layout import COLD_STORAGE_CLASSES, POSTGRES_PREFIX, RESTIC_PREFIX
 
 PRICES_PATH: Final = Path(__file__).with_name("prices.json")
 DAYS_PER_MONTH: Final = 365 / 12
-ARCHIVE_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def _stream_lines(bucket: BucketView, stream: str, rate: float, tier: _Tier, lif
                               f"({days} of {minimum[storage_class]} days)", rate * shortfall,
                               "GB-month billed", price["price"],
                               "prorated storage for the remaining days; " + minimum["source"]))
-        if storage_class in ARCHIVE_CLASSES:
+        if storage_class in COLD_STORAGE_CLASSES:
             count = objects_per_day * days
             metadata = prices["glacier_metadata_kb_per_object"]
             lines.append(Line(bucket.label, f"{stream}: {storage_class} metadata "
@@ -164,10 +163,10 @@ def cost_model(inventory: Inventory, volumes: Volumes = Volumes(),
     for bucket in inventory.buckets_of("backup"):
         postgres = _tier_for(bucket, POSTGRES_PREFIX)
         lifetime = postgres.expiration or volumes.postgres_retention_days
-        lines += _stream_lines(bucket, "postgres/", volumes.postgres_gb_per_day, postgres,
+        lines += _stream_lines(bucket, POSTGRES_PREFIX, volumes.postgres_gb_per_day, postgres,
                                lifetime, volumes, prices)
         restic = _tier_for(bucket, RESTIC_PREFIX)
-        lines += _stream_lines(bucket, "restic/", volumes.files_gb_per_day, restic,
+        lines += _stream_lines(bucket, RESTIC_PREFIX, volumes.files_gb_per_day, restic,
                                min(volumes.restic_retention_days,
                                    restic.expiration or volumes.restic_retention_days),
                                volumes, prices)

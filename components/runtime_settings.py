@@ -17,7 +17,6 @@ Secrets are not here: `pulumi config set --secret` keys (SECRET_CONFIG_KEYS) hol
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -29,7 +28,6 @@ from contract.agent_settings import MAX_PORT, NAME, NAME_ALLOWED, TABLE, TABLE_A
 from contract.reader import describe
 
 HOST_PROFILES: Final = ("backup", "restore")
-COLD_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 _DOCKER_HOST = re.compile(r"(ssh|tcp|unix)://\S+")
 _DOCKER_HOST_ALLOWED: Final = ("ssh://USER@HOST, tcp://HOST:PORT (with certPath: TLS), "
                                "unix:///PATH")
@@ -110,11 +108,6 @@ class RuntimeSettings:
 
     def host(self, name: str) -> DockerHost:
         return next(h for h in self.hosts if h.name == name)
-
-
-def schedule_interval_days(expression: str) -> int:
-    """The longest gap between two runs of a cron expression, in whole days (rounded up)."""
-    return max(1, math.ceil(schedule.gaps(expression).longest / dt.timedelta(days=1)))
 
 
 def _cron(reader: ConfigReader, name: str) -> str:

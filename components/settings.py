@@ -17,26 +17,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from components.config_reader import ConfigError, ConfigReader
-from components.layout import (
-    GITHUB_ROLE_PURPOSES,
-    POSTGRES_PREFIX,
-    PROJECT,
-    RESTIC_PREFIX,
-    STACK_TAG_KEY,
-    github_role_name,
-)
+from components.layout import GITHUB_ROLE_PURPOSES, PROJECT, STACK_TAG_KEY, github_role_name
 from components.runtime_settings import (
-    COLD_CLASSES,
     RuntimeDatabase,
     RuntimeSettings,
     parse_runtime,
-    schedule_interval_days,
 )
+from contract import schedule
 
 # How `backup-agent keep` protects a backup kept past the lock window (docs/runtime.md, GDPR),
 # and S3 Object Lock's 100-year limit (no lifecycle or log period here is longer either): the
 # agent's settings define them, the stack renders them.
 from contract.agent_settings import KEEP_PROTECTIONS, MAX_RETENTION_DAYS, KeptBackups
+from contract.layout import COLD_STORAGE_CLASSES, POSTGRES_PREFIX, RESTIC_PREFIX
 
 # AWS commercial regions (aws ec2 describe-regions --all-regions, 2026).
 AWS_REGIONS: Final = frozenset(
@@ -590,7 +583,7 @@ def _check_against_lifecycle(reader: ConfigReader, database: RuntimeDatabase,
     that covers postgres/<db>/ (every one of them, not the first) expires it; restore speed:
     nothing the newest base backup needs may turn GLACIER/DEEP_ARCHIVE before the next base
     backup supersedes it (hours to restore from there, RTO 30 minutes)."""
-    interval = schedule_interval_days(database.schedule)
+    interval = schedule.interval_days(database.schedule)
     window = interval * database.retain_full
     for index, tier in _postgres_tiers(lifecycle, database.name):
         tier_key = f"lifecycle.tiers[{index}]"
@@ -604,7 +597,7 @@ def _check_against_lifecycle(reader: ConfigReader, database: RuntimeDatabase,
                 f"{math.ceil(tier.expiration_days / interval)}, or a later "
                 f"{tier_key}.expirationDays",
             )
-        cold = [t for t in tier.transitions if t.storage_class in COLD_CLASSES]
+        cold = [t for t in tier.transitions if t.storage_class in COLD_STORAGE_CLASSES]
         if cold and cold[0].days <= interval:
             position = tier.transitions.index(cold[0])
             raise ConfigError(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -75,3 +76,9 @@ def gaps(expression: str) -> Gaps:
         last = following + span
         following = _next(croniter(expression, last))
     return Gaps(min(found), max(found))
+
+
+def interval_days(expression: str) -> int:
+    """How many days apart the runs are at worst: the longest gap in whole days, rounded up (a
+    daily backup is 1, `0 2 31 * *` 61)."""
+    return max(1, math.ceil(gaps(expression).longest / DAY))

@@ -13,9 +13,9 @@ from backup_agent import tools
 from backup_agent.envdoc import DOCUMENTED_ENV
 from components import container_specs
 from components.container_specs import SCHEDULER_HOST_PORT
-from components.runtime_settings import schedule_interval_days
 from components.settings import ConfigError, parse_settings
 from contract import agent_settings
+from contract.schedule import interval_days as schedule_interval_days
 from review.recording import run_program
 from tests.conftest import ROOT, stack_config
 

@@ -7,14 +7,9 @@ from typing import Any
 
 import pytest
 
-from compliance.controls import (
-    FULL_BACKUP_INTERVAL_LABEL,
-    HOST_LABEL,
-    REGISTRY,
-    controls_by_id,
-    run_control,
-)
+from compliance.controls import REGISTRY, controls_by_id, run_control
 from compliance.inventory import CONTAINER, Declared, build_inventory
+from contract.layout import FULL_BACKUP_INTERVAL_LABEL, HOST_LABEL
 from tests.support.control_cases import (
     FAILING_EDITS,
     PRIMARY,
