@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, test_folder
 
 OURS = ("contract", "backup_agent", "components", "compliance", "review", "policy", "infra",
         "delivery", "benchmarks")
@@ -169,3 +169,11 @@ def test_the_agent_image_holds_the_agent_and_the_contract():
     assert copied == {"backup_agent", "contract"}
     for package in copied:
         assert f"COPY {package} /opt/backup-agent/src/{package}" in dockerfile
+
+
+@pytest.mark.parametrize(("nodeid", "folder"), [
+    ("tests/agent/test_keep.py::test_x[a/b]", "tests/agent"),
+    ("tests/compliance/test_report.py::test_y", "tests/compliance"),
+    ("tests/test_settings.py::test_z", "tests")])
+def test_the_suite_reports_time_by_the_folder_of_each_test(nodeid, folder):
+    assert test_folder(nodeid) == folder

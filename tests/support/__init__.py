@@ -34,3 +34,13 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
         else:
             config[full] = value if isinstance(value, str) else json.dumps(value)
     return config
+
+
+def test_folder(nodeid: str) -> str:
+    """The folder a test is counted under: tests/agent/test_x.py::t → tests/agent,
+    tests/test_y.py::t → tests."""
+    parts = nodeid.split("::")[0].split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+test_folder.__test__ = False  # a helper, not a test pytest should collect
