@@ -198,6 +198,24 @@ def test_wal_segment_names(name, position):
         assert layout.segment_name(*position) == name[:24]
 
 
+# Both day fields, steps, lists, ranges, rare and leap days, every minute, names.
+FIELD_CASES = ["0 2 * * *", "*/30 * * * *", "0 2 * * 1-5", "0 2 31 * *", "0 2 1 */3 *",
+               "0 2 */2 * *", "0 2 * * 7", "0 2 1 * 1", "0 0 29 2 *", "30 1,23 * * *",
+               "0 0,12 * * *", "* * * * *", "0 2 1,15 * 3", "15 3 * 2 1", "0 2 29 * *",
+               "0 */6 1 1 *", "0 2 13 * 5", "59 23 31 12 *", "0 12 * 6-8 0,6", "0 2 * * sun"]
+
+
+@pytest.mark.parametrize("expression", FIELD_CASES)
+def test_gaps_from_the_fields_are_the_gaps_croniter_walks(expression):
+    assert schedule.gaps_from_fields(expression) == schedule.walked_gaps(expression)
+
+
+@pytest.mark.parametrize("expression", ["0 2 L * *", "0 2 * * 5#2", "0 2 * * * 30"])
+def test_what_the_fields_do_not_read_is_walked(expression):
+    assert schedule.gaps_from_fields(expression) is None
+    assert schedule.gaps(expression) == schedule.walked_gaps(expression)
+
+
 @pytest.mark.parametrize(("expression", "days"), [
     ("0 2 * * *", 1), ("*/30 * * * *", 1), ("0 2 * * 0", 7), ("0 2 31 * *", 61),
     ("0 2 1 */3 *", 92)])
