@@ -13,7 +13,6 @@ Packs select controls by id (`compliance.report`, `policy/__main__.py`); none co
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -762,16 +761,11 @@ CONDITION_CODES: Final = frozenset({
 
 
 def lint(policy: PolicyDocument, inventory: Inventory) -> Any:
-    """parliament through compliance.lint (imported here: only these checks need it). The
-    result is kept on the inventory: two controls and the report read it, and parliament is
-    most of the report's time."""
+    """parliament through compliance.lint (imported here: only these checks need it; it keeps
+    each document's result, since two controls and the report read it)."""
     from compliance.lint import lint_policy
 
-    document = policy.document()
-    key = ("lint", json.dumps(document, sort_keys=True), policy.kind)
-    if key not in inventory.memo:
-        inventory.memo[key] = lint_policy(document, kind=policy.kind)
-    return inventory.memo[key]
+    return lint_policy(policy.document(), kind=policy.kind)
 
 
 @control("iam-condition-keys-valid", "Every condition key is valid for its actions",

@@ -220,8 +220,6 @@ class Inventory:
     containers: tuple[ContainerView, ...]
     policies: tuple[PolicyDocument, ...]
     unclassified_buckets: tuple[Declared, ...] = field(default=())
-    # Results derived from this stack that several checks read (parliament's, for one).
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def buckets_of(self, role: str) -> list[BucketView]:
         return [b for b in self.buckets if b.role == role]

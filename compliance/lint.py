@@ -52,6 +52,7 @@ stderr redirected, as a defensive measure.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib.resources
 import io
@@ -439,7 +440,15 @@ def lint_policy(document: Mapping[str, Any], *, kind: PolicyKind) -> LintResult:
     """Run parliament on ``document`` and split findings into real ones and accepted ones."""
     if kind not in ("identity", "resource", "trust"):
         raise ValueError(f"unknown policy kind: {kind!r}")
-    plain = _plain(document)
+    return _lint_text(json.dumps(_plain(document)), kind)
+
+
+# The result is a function of the document's text and kind alone, and parliament is most of the
+# report's time: a document seen before (two controls and the report read each one; stack
+# variants share most documents) is not analysed again.
+@functools.lru_cache(maxsize=1024)
+def _lint_text(text: str, kind: PolicyKind) -> LintResult:
+    plain = json.loads(text)
     statements = _statements(plain)
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
