@@ -11,8 +11,9 @@ ru_maxrss) of the child process:
   least a program can declare;
 * prod: `python -m review.preview --stack prod` (Pulumi.prod.yaml), files written and all;
 * N databases: the same command on Pulumi.prod.yaml with a runtime of N databases and N file
-  sets, spread over ceil(N / 5) backup hosts (Docker placement: one scheduler container per
-  backup host, the drill and the exporter on the restore host) — what a user scales.
+  sets, each with a schedule of its own, spread over ceil(N / 5) backup hosts (Docker
+  placement: one scheduler container per backup host, the drill and the exporter on the
+  restore host) — what a user scales.
 
 Then one prod run under cProfile: its self time by package (where the time goes: imports of
 pulumi_aws and parliament, the program, rendering, the controls) and its top functions.
@@ -64,7 +65,7 @@ def run_floor(program_dir: Path) -> None:
 
 
 def scaled_stack(databases: int) -> dict:
-    """Pulumi.prod.yaml with `databases` databases and file sets over ceil(n / 5) backup hosts."""
+    """Pulumi.prod.yaml with `databases` databases and file sets on ceil(n / 5) backup hosts."""
     stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
     runtime = stack["config"][RUNTIME_KEY]
     database, file_set = runtime["databases"][0], runtime["fileSets"][0]
@@ -73,11 +74,15 @@ def scaled_stack(databases: int) -> dict:
                      ".internal", "instanceProfile": "backup"}
                     for i in range(math.ceil(databases / 5))]
     runtime["hosts"] = [*backup_hosts, *restore]
+    # Staggered, as a user would schedule them: every job has a cron expression of its own.
     runtime["databases"] = [{**copy.deepcopy(database), "name": f"db-{i + 1}",
-                             "dbname": f"db_{i + 1}", "host": backup_hosts[i // 5]["name"]}
+                             "dbname": f"db_{i + 1}", "host": backup_hosts[i // 5]["name"],
+                             "schedule": f"{i % 60} {1 + i // 60} * * *"}
                             for i in range(databases)]
     runtime["fileSets"] = [{**copy.deepcopy(file_set), "name": f"files-{i + 1}",
-                            "host": backup_hosts[i // 5]["name"]} for i in range(databases)]
+                            "host": backup_hosts[i // 5]["name"],
+                            "schedule": f"{i % 60} {3 + i // 60} * * *"}
+                           for i in range(databases)]
     return stack
 
 

@@ -89,6 +89,8 @@ def gaps_from_fields(expression: str) -> Gaps | None:
     if len(times) == MAX_RUNS_LISTED_PER_DAY:
         return Gaps(min(found), max(found))
     span = times[-1] - times[0]
+    if days is None and months is None and weekdays is None:  # every day: one gap overnight
+        return Gaps(min([*found, DAY - span]), max([*found, DAY - span]))
     day, end, limit = SAMPLE_START.date(), SAMPLE_START + SAMPLE_DAYS * DAY, 8 * 366
     while not fires(day):
         day += DAY
