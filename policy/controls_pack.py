@@ -1,4 +1,4 @@
-"""The CrossGuard policies, built from the control registry (compliance/controls.py).
+"""The CrossGuard policies, built from the control registry (compliance/controls/).
 
 One StackValidationPolicy per control: the controls judge relations (a bucket and its
 versioning, a role and the policies naming it), so they need the whole stack, exactly as the

@@ -243,16 +243,13 @@ def test_prod_stack_file_holds_no_secret():
 
 
 def test_labels_follow_the_compliance_contract(run):
-    from compliance import controls
-    from components import container_specs
+    """The labels the compliance controls read, as contract.layout names them."""
+    from contract.layout import FULL_BACKUP_INTERVAL_LABEL, HOST_LABEL
 
-    assert container_specs.HOST_LABEL == controls.HOST_LABEL
-    assert container_specs.FULL_BACKUP_INTERVAL_LABEL == controls.FULL_BACKUP_INTERVAL_LABEL
     labels = {name: {item["label"]: item["value"] for item in inputs["labels"]}
               for name, inputs in containers(run).items()}
     assert labels == {
-        "runtime-backup-agent-backup-1": {controls.HOST_LABEL: "backup",
-                                          controls.FULL_BACKUP_INTERVAL_LABEL: "1"},
-        "runtime-backup-agent-restore-1": {controls.HOST_LABEL: "restore"},
-        "runtime-backup-exporter-restore-1": {controls.HOST_LABEL: "restore"},
+        "runtime-backup-agent-backup-1": {HOST_LABEL: "backup", FULL_BACKUP_INTERVAL_LABEL: "1"},
+        "runtime-backup-agent-restore-1": {HOST_LABEL: "restore"},
+        "runtime-backup-exporter-restore-1": {HOST_LABEL: "restore"},
     }
