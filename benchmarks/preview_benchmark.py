@@ -50,8 +50,8 @@ aws.s3.Bucket("floor-bucket", bucket="floor-bucket", region="eu-central-1")
 
 def run_floor(program_dir: Path) -> None:
     """The floor's child process: the preview's pipeline over the one-bucket program."""
-    from compliance.inventory import from_recorded
     from compliance.report import build_report, to_json, to_markdown
+    from review.inventory import from_recorded
     from review.recording import run_program
     from review.render import render_documents, to_text
     from review.stack_config import load_stack_config

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from compliance.costs import Volumes, as_markdown, cost_model
-from compliance.inventory import from_recorded
+from review.inventory import from_recorded
 from review.stack_config import ROOT, run_stack
 
 

@@ -28,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding Pulumi.yaml (default: this checkout)")
     parser.add_argument("--out", type=Path, help="output directory (default: preview/<stack>)")
     args = parser.parse_args(argv)
-    from compliance.inventory import from_recorded
     from compliance.report import build_report, write_report
     from components.container_specs import container_specs
     from components.scrape_config import scrape_config, to_yaml
+    from review.inventory import from_recorded
     from review.render import render_documents, summary, to_text
     from review.stack_config import run_stack
 

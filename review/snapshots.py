@@ -26,8 +26,8 @@ def snapshot_files(run: Any, stack: str, waivers: Sequence[WaiverLike]) -> dict[
     """Relative path → text: every policy document of the run, compliance.md and .json."""
     import json
 
-    from compliance.inventory import from_recorded
     from compliance.report import build_report, to_json, to_markdown
+    from review.inventory import from_recorded
     from review.render import render_documents, to_text
 
     files = {path: to_text(document) for path, document in render_documents(run).items()

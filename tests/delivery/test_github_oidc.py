@@ -310,8 +310,8 @@ def test_compliance_controls_judge_the_github_roles(with_github):
     control lists what parliament says about them: the unknown federation source (it knows
     web-identity and SAML providers, not IAM OIDC provider ARNs) and the escalation every
     bucket-policy deployer has."""
-    from compliance.inventory import from_recorded
     from compliance.report import build_report
+    from review.inventory import from_recorded
 
     report = build_report("prod", from_recorded(with_github.resources))
     assert report.mandatory_failures() == []

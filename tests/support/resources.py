@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compliance.inventory import Declared, from_recorded
+from compliance.inventory import Declared
+from review.inventory import from_recorded
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ACCOUNT = "111122223333"
