@@ -19,11 +19,11 @@ $(VENV)/.test-installed: $(VENV)/.preview-installed requirements-dev.txt require
 	touch $@
 
 preview: $(VENV)/.preview-installed
-	$(PY) -m components.preview --stack $(STACK)
+	$(PY) -m review.preview --stack $(STACK)
 
 # Refresh the committed policy documents and compliance report (snapshots/prod/).
 snapshots: $(VENV)/.preview-installed
-	$(PY) -m compliance.snapshots --stack prod
+	$(PY) -m review.snapshots --stack prod
 
 # Debian packages the tests need (restic, PostgreSQL 15, promtool, ...): installed when run as
 # root, otherwise named with the command that installs them.

@@ -1,47 +1,45 @@
-"""How long the offline preview takes: prod, the floor, and N backup targets. Prints figures.
+"""How long the offline preview takes and how much memory it needs, each case a fresh process.
 
-    python benchmarks/preview_benchmark.py [--repeat 5]
+    python benchmarks/preview_benchmark.py [--repeat 5] [--top 12]
 
-Each case is the whole offline pipeline in one process, after imports: the program under the
-recording mocks, the rendered documents, and the compliance report (controls, parliament,
-scenario table, cost model) — what `python -m components.preview` does minus interpreter
-start-up and writing files.
+Cases, each run `--repeat` times interleaved (floor, prod, 1 database, 50 databases, floor,
+...) and reported as the median wall time and the median peak resident memory (wait4's
+ru_maxrss) of the child process:
 
-* floor: the same mocks running a program that declares one bucket (nothing else);
-* prod: infra/ with Pulumi.prod.yaml (two BackupBuckets, roles, replication, alerts);
-* targets: a "backup target" is one BackupBucket component as prod declares it (KMS key,
-  locked bucket, bucket/role/key policies for the backup, WAL-archiver and restore roles, its
-  access-log bucket), all sharing one BackupRoles — the program declares 1, 10, 25 and 50 of
-  them. Replication and alerts are left out, so the slope is the cost of one bucket's worth of
-  resources and documents.
+* floor: a Pulumi program declaring one `aws.s3.Bucket`, under the same recording mocks, with
+  its documents rendered and the compliance report built — the preview's pipeline with the
+  least a program can declare;
+* prod: `python -m review.preview --stack prod` (Pulumi.prod.yaml), files written and all;
+* N databases: the same command on Pulumi.prod.yaml with a runtime of N databases and N file
+  sets, each with a schedule of its own, spread over ceil(N / 5) backup hosts (Docker
+  placement: one scheduler container per backup host, the drill and the exporter on the
+  restore host) — what a user scales.
 
+Then one prod run under cProfile: its self time by package (where the time goes: imports of
+pulumi_aws and parliament, the program, rendering, the controls) and its top functions.
 No timing is asserted anywhere; the figures are for reading.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import math
+import os
+import pstats
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from compliance.inventory import from_recorded  # noqa: E402
-from compliance.report import build_report, to_json, to_markdown  # noqa: E402
-from components.preview.recording import run_program  # noqa: E402
-from components.preview.render import render_documents, to_text  # noqa: E402
-from components.preview.stack_config import load_stack_config  # noqa: E402
+RUNTIME_KEY = "biometrics-backup:runtime"
 
 FLOOR_PROGRAM = """
 import pulumi_aws as aws
@@ -49,133 +47,158 @@ import pulumi_aws as aws
 aws.s3.Bucket("floor-bucket", bucket="floor-bucket", region="eu-central-1")
 """
 
-TARGETS_PROGRAM = """
-from functools import partial
 
-import pulumi
-import pulumi_aws as aws
+def run_floor(program_dir: Path) -> None:
+    """The floor's child process: the preview's pipeline over the one-bucket program."""
+    from compliance.report import build_report, to_json, to_markdown
+    from review.inventory import from_recorded
+    from review.recording import run_program
+    from review.render import render_documents, to_text
+    from review.stack_config import load_stack_config
 
-from components import policies
-from components.backup_bucket import BackupBucket, BackupBucketArgs, RoleGrant
-from components.backup_roles import BackupRoles
-from components.settings import BucketSettings, CONFIG_KEYS, parse_settings
-
-config = pulumi.Config()
-settings = parse_settings({{k: config.get(k) for k in CONFIG_KEYS if config.get(k) is not None}},
-                          stack=pulumi.get_stack())
-account_id = aws.get_caller_identity_output().account_id
-roles = BackupRoles("roles", settings.roles, account_id=account_id, replication_source_arn=None)
-host = roles.host_roles
-grants = [
-    RoleGrant("backup", host["backup"].name, host["backup"].arn,
-              partial(policies.backup_server_statements, keep=settings.keep)),
-    RoleGrant("wal-archiver", host["wal_archiver"].name, host["wal_archiver"].arn,
-              policies.wal_archiver_statements),
-    RoleGrant("restore", host["restore"].name, host["restore"].arn,
-              policies.restore_server_statements),
-]
-for index in range({count}):
-    BackupBucket(f"target-{{index}}", BackupBucketArgs(
-        bucket=BucketSettings(f"backup-target-{{index}}", settings.primary.region),
-        object_lock=settings.object_lock, lifecycle=settings.lifecycle,
-        access_log_days=settings.access_log_days, account_id=account_id, grants=grants,
-        break_glass_arn=None, keep=settings.keep, key_tags=settings.key_tags,
-        protect=settings.protect))
-"""
-
-
-@dataclass(frozen=True)
-class Timing:
-    program: float  # the program under the recording mocks
-    report: float  # documents rendered + compliance report (controls, parliament, table, cost)
-    resources: int
-    documents: int
-
-    @property
-    def total(self) -> float:
-        return self.program + self.report
-
-
-def pipeline(program: Path, stack: str, config: dict[str, str]) -> Timing:
-    start = time.perf_counter()
-    run = run_program(program, stack=stack, config=config)
-    ran = time.perf_counter()
-    documents = {path: to_text(doc) for path, doc in render_documents(run).items()}
-    report = build_report(stack, from_recorded(run.resources))
+    config, _ = load_stack_config(ROOT / "Pulumi.prod.yaml")
+    run = run_program(program_dir, stack="prod", config=config)
+    {path: to_text(document) for path, document in render_documents(run).items()}
+    report = build_report("prod", from_recorded(run.resources))
     to_markdown(report)
     to_json(report)
-    done = time.perf_counter()
-    return Timing(ran - start, done - ran, len(run.resources), len(documents))
 
 
-def measure(label: str, case: Callable[[], Timing], repeat: int) -> Timing:
-    case()  # warm-up: first-use imports and caches are not part of any case
-    runs = [case() for _ in range(repeat)]
-    median = Timing(statistics.median(r.program for r in runs),
-                    statistics.median(r.report for r in runs), runs[0].resources,
-                    runs[0].documents)
-    print(f"{label:<20} {median.resources:>5} {median.documents:>5}   "
-          f"{median.program * 1000:8.1f} {median.report * 1000:8.1f} {median.total * 1000:8.1f}"
-          f"   (min total {min(r.total for r in runs) * 1000:.1f})")
-    return median
+def scaled_stack(databases: int) -> dict:
+    """Pulumi.prod.yaml with `databases` databases and file sets on ceil(n / 5) backup hosts."""
+    stack = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())
+    runtime = stack["config"][RUNTIME_KEY]
+    database, file_set = runtime["databases"][0], runtime["fileSets"][0]
+    restore = [h for h in runtime["hosts"] if h["instanceProfile"] == "restore"]
+    backup_hosts = [{"name": f"backup-{i + 1}", "dockerHost": f"ssh://deploy@backup-{i + 1}"
+                     ".internal", "instanceProfile": "backup"}
+                    for i in range(math.ceil(databases / 5))]
+    runtime["hosts"] = [*backup_hosts, *restore]
+    # Staggered, as a user would schedule them: every job has a cron expression of its own.
+    runtime["databases"] = [{**copy.deepcopy(database), "name": f"db-{i + 1}",
+                             "dbname": f"db_{i + 1}", "host": backup_hosts[i // 5]["name"],
+                             "schedule": f"{i % 60} {1 + i // 60} * * *"}
+                            for i in range(databases)]
+    runtime["fileSets"] = [{**copy.deepcopy(file_set), "name": f"files-{i + 1}",
+                            "host": backup_hosts[i // 5]["name"],
+                            "schedule": f"{i % 60} {3 + i // 60} * * *"}
+                           for i in range(databases)]
+    return stack
 
 
-def whole_process(case: str, repeat: int) -> float:
-    """Seconds for a fresh interpreter to import everything and run one case once."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--once", case], check=True,
-                       stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def project_with(directory: Path, stack: str, document: dict) -> Path:
+    """A project directory holding Pulumi.<stack>.yaml and this checkout's infra/."""
+    directory.mkdir()
+    (directory / "infra").symlink_to(ROOT / "infra")
+    (directory / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+    return directory
+
+
+def timed(command: Sequence[str]) -> tuple[float, int]:
+    """Wall seconds and peak resident memory (KiB) of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 3):  # 3: a mandatory control fails (still a full run)
+        raise SystemExit(f"{' '.join(command)} exited {process.returncode}")
+    return elapsed, usage.ru_maxrss
+
+
+def area(filename: str) -> str:
+    """The package a profiled function belongs to (site-packages, this checkout, the stdlib)."""
+    if filename == "~":
+        return "builtins"  # C functions: class creation, marshal, isinstance, ...
+    if filename.startswith("<frozen"):
+        return "import machinery"
+    path = Path(filename)
+    if "site-packages" in path.parts:
+        return path.parts[path.parts.index("site-packages") + 1].removesuffix(".py")
+    if path.is_relative_to(ROOT):
+        return path.relative_to(ROOT).parts[0].removesuffix(".py")
+    return "stdlib " + (path.parent.name if path.parent.name != "python3.11" else path.stem)
+
+
+# The preview's steps, by the function that performs each (cumulative time in the profile).
+STEPS = {
+    ("review/stack_config.py", "stack_settings"): "stack config parsed (settings, runtime)",
+    ("review/recording.py", "run_program"): "program under mocks (pulumi_aws class imports too)",
+    ("review/render.py", "render_documents"): "documents rendered",
+    ("compliance/report.py", "build_report"): "compliance report (controls, parliament, table)",
+    ("compliance/lint.py", "<module>"): "  of which: parliament imported (its IAM table)",
+    ("compliance/lint.py", "lint_policy"): "  of which: parliament's analysis",
+}
+
+
+def profile(command: Sequence[str], top: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "prod.prof"
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), *command[1:]],
+                       cwd=ROOT, check=False, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        stats = pstats.Stats(str(out))
+    by_area: dict[str, float] = {}
+    functions = []
+    for (filename, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():
+        by_area[area(filename)] = by_area.get(area(filename), 0.0) + tottime
+        functions.append((tottime, cumtime, f"{area(filename)}: {Path(filename).name}:{line} "
+                                            f"{name}"))
+    total = sum(by_area.values())
+    print(f"\nProfile of one prod preview (cProfile, {total:.2f} s with profiling overhead), "
+          "self time by package:")
+    for name, seconds in sorted(by_area.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {seconds * 1000:7.0f} ms {seconds / total:5.1%}  {name}")
+    print("The preview's steps (cumulative):")
+    for (suffix, function), label in STEPS.items():
+        for (filename, _, name), (_, _, _, cumtime, _) in stats.stats.items():
+            if filename.endswith(suffix) and name == function:
+                print(f"  {cumtime * 1000:7.0f} ms  {label}")
+    print("Top functions by self time:")
+    for tottime, cumtime, label in sorted(functions, reverse=True)[:top]:
+        print(f"  {tottime * 1000:7.0f} ms self {cumtime * 1000:7.0f} ms cumulative  {label}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--once", choices=("floor", "prod"), help=argparse.SUPPRESS)
+    parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    config, _ = load_stack_config(ROOT / "Pulumi.prod.yaml")
-    with tempfile.TemporaryDirectory() as scratch:
-        def program(name: str, source: str) -> Path:
-            path = Path(scratch) / name
-            path.mkdir()
-            (path / "__main__.py").write_text(textwrap.dedent(source))
-            return path
-
-        floor_dir = program("floor", FLOOR_PROGRAM)
-        if args.once:
-            pipeline(floor_dir if args.once == "floor" else ROOT / "infra", "prod", config)
-            return 0
-        print(f"In one process after imports; median of {args.repeat} runs after a warm-up run.")
-        print(f"{'case':<20} {'res.':>5} {'docs':>5}   {'program':>8} {'report':>8} "
-              f"{'total':>8}   (ms)")
-        floor = measure("floor (one bucket)", lambda: pipeline(floor_dir, "prod", config),
-                        args.repeat)
-        prod = measure("prod", lambda: pipeline(ROOT / "infra", "prod", config), args.repeat)
-        targets = {}
-        for count in (1, 10, 25, 50):
-            directory = program(f"targets-{count}", TARGETS_PROGRAM.format(count=count))
-            targets[count] = measure(f"{count} backup targets",
-                                     lambda d=directory: pipeline(d, "prod", config),
-                                     args.repeat)
-    print()
-    print(f"prod / floor (total)               {prod.total / floor.total:7.2f}")
-    print(f"prod - floor (total)               {(prod.total - floor.total) * 1000:7.1f} ms")
-    print(f"50 targets / prod (total)          {targets[50].total / prod.total:7.2f}")
-    print(f"50 targets / 1 target (total)      {targets[50].total / targets[1].total:7.2f}")
-    for (low, high) in ((1, 10), (10, 25), (25, 50)):
-        step = high - low
-        program_ms = (targets[high].program - targets[low].program) / step * 1000
-        report_ms = (targets[high].report - targets[low].report) / step * 1000
-        print(f"per target {low:>2} -> {high:<2}   program {program_ms:6.1f} ms   "
-              f"report {report_ms:6.1f} ms")
-    floor_process, prod_process = whole_process("floor", 3), whole_process("prod", 3)
-    print()
-    print("Whole process (fresh interpreter: imports + one run), median of 3:")
-    print(f"floor {floor_process:6.2f} s   prod {prod_process:6.2f} s   "
-          f"prod / floor {prod_process / floor_process:5.2f}")
+    if args.floor_child:
+        run_floor(args.floor_child)
+        return 0
+    preview = [sys.executable, "-m", "review.preview"]
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        floor_dir = scratch / "floor"
+        floor_dir.mkdir()
+        (floor_dir / "__main__.py").write_text(textwrap.dedent(FLOOR_PROGRAM))
+        cases = {
+            "floor (one bucket)": [sys.executable, __file__, "--floor-child", str(floor_dir)],
+            "prod": [*preview, "--stack", "prod", "--out", str(scratch / "out-prod")],
+        }
+        for count in (1, 50):
+            project = project_with(scratch / f"runtime-{count}", "scaled", scaled_stack(count))
+            cases[f"{count} database(s)"] = [*preview, "--stack", "scaled", "--project-dir",
+                                              str(project), "--out", str(project / "out")]
+        runs: dict[str, list[tuple[float, int]]] = {label: [] for label in cases}
+        for _ in range(args.repeat):
+            for label, command in cases.items():
+                runs[label].append(timed(command))
+        print(f"Whole process (fresh interpreter), median of {args.repeat} interleaved runs:")
+        print(f"{'case':<22} {'wall (s)':>9} {'min (s)':>8} {'peak RSS (MiB)':>15}")
+        wall = {}
+        for label, measured in runs.items():
+            wall[label] = statistics.median(seconds for seconds, _ in measured)
+            peak = statistics.median(kib for _, kib in measured) / 1024
+            print(f"{label:<22} {wall[label]:9.2f} {min(s for s, _ in measured):8.2f} "
+                  f"{peak:15.1f}")
+        print()
+        print(f"prod / floor                 {wall['prod'] / wall['floor (one bucket)']:6.2f}")
+        print(f"50 databases / 1 database    {wall['50 database(s)'] / wall['1 database(s)']:6.2f}")
+        profile(cases["prod"], args.top)
     return 0
 
 

@@ -9,25 +9,21 @@ that is the lock window's churn. Leaving a class before its minimum duration bil
 remaining days (early deletion). Prices come from `prices.json` (source and date per number);
 a price that could not be found is reported as a quantity without an amount.
 
-    python -m compliance.costs --stack prod --postgres-gb-per-day 50 --files-gb-per-day 5
+    python -m review.costs --stack prod --postgres-gb-per-day 50 --files-gb-per-day 5
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from compliance.inventory import LIFECYCLE, OBJECT_LOCK, BucketView, Inventory
-from components.layout import POSTGRES_PREFIX, RESTIC_PREFIX
+from contract.layout import COLD_STORAGE_CLASSES, POSTGRES_PREFIX, RESTIC_PREFIX
 
 PRICES_PATH: Final = Path(__file__).with_name("prices.json")
 DAYS_PER_MONTH: Final = 365 / 12
-ARCHIVE_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 
 
 @dataclass(frozen=True)
@@ -136,7 +132,7 @@ def _stream_lines(bucket: BucketView, stream: str, rate: float, tier: _Tier, lif
                               f"({days} of {minimum[storage_class]} days)", rate * shortfall,
                               "GB-month billed", price["price"],
                               "prorated storage for the remaining days; " + minimum["source"]))
-        if storage_class in ARCHIVE_CLASSES:
+        if storage_class in COLD_STORAGE_CLASSES:
             count = objects_per_day * days
             metadata = prices["glacier_metadata_kb_per_object"]
             lines.append(Line(bucket.label, f"{stream}: {storage_class} metadata "
@@ -167,10 +163,10 @@ def cost_model(inventory: Inventory, volumes: Volumes = Volumes(),
     for bucket in inventory.buckets_of("backup"):
         postgres = _tier_for(bucket, POSTGRES_PREFIX)
         lifetime = postgres.expiration or volumes.postgres_retention_days
-        lines += _stream_lines(bucket, "postgres/", volumes.postgres_gb_per_day, postgres,
+        lines += _stream_lines(bucket, POSTGRES_PREFIX, volumes.postgres_gb_per_day, postgres,
                                lifetime, volumes, prices)
         restic = _tier_for(bucket, RESTIC_PREFIX)
-        lines += _stream_lines(bucket, "restic/", volumes.files_gb_per_day, restic,
+        lines += _stream_lines(bucket, RESTIC_PREFIX, volumes.files_gb_per_day, restic,
                                min(volumes.restic_retention_days,
                                    restic.expiration or volumes.restic_retention_days),
                                volumes, prices)
@@ -242,26 +238,3 @@ def as_json(model: CostModel) -> dict[str, Any]:
         "totalPriced": round(model.total(), 2),
         "caveats": list(model.caveats),
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compliance.costs",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="prod")
-    parser.add_argument("--postgres-gb-per-day", type=float, default=Volumes.postgres_gb_per_day)
-    parser.add_argument("--files-gb-per-day", type=float, default=Volumes.files_gb_per_day)
-    parser.add_argument("--object-mb", type=float, default=Volumes.object_mb)
-    parser.add_argument("--restic-retention-days", type=int,
-                        default=Volumes.restic_retention_days)
-    args = parser.parse_args(argv)
-    from compliance.report import inventory_of_stack
-
-    inventory = inventory_of_stack(args.stack)
-    volumes = Volumes(args.postgres_gb_per_day, args.files_gb_per_day, args.object_mb,
-                      args.restic_retention_days)
-    print("\n".join(as_markdown(cost_model(inventory, volumes))))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """What the controls see: declared resources (type + inputs), grouped by the role they play.
 
-The same view is built from the offline preview's recorded resources and from the resources
-CrossGuard hands a policy pack, so one rule serves both. Inputs are camelCase, as recorded.
+The same view is built from the offline preview's recorded resources (review.inventory) and
+from the resources CrossGuard hands a policy pack, so one rule serves both. Inputs are
+camelCase, as recorded.
 
 How a resource's role is recognised (explicit, by what the URN and names show, not by values):
 
@@ -124,13 +125,6 @@ class Declared:
             raise UnknownValue(f"{self.name}.{value.path}")
         return value
 
-    def known(self, *path: str) -> bool:
-        try:
-            self.get(*path)
-        except UnknownValue:
-            return False
-        return True
-
 
 @dataclass(frozen=True)
 class PolicyDocument:
@@ -227,8 +221,6 @@ class Inventory:
     containers: tuple[ContainerView, ...]
     policies: tuple[PolicyDocument, ...]
     unclassified_buckets: tuple[Declared, ...] = field(default=())
-    # Results derived from this stack that several checks read (parliament's, for one).
-    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def buckets_of(self, role: str) -> list[BucketView]:
         return [b for b in self.buckets if b.role == role]
@@ -366,29 +358,3 @@ def _roles(resources: tuple[Declared, ...], components: list[Declared]) -> tuple
         views.append(RoleView(role, role_name, tuple(sorted(purposes.get(role_name, ()))),
                               tuple(policies.get(role_name, ()))))
     return tuple(views)
-
-
-# How Pulumi's wire format marks a secret value: {SIG_KEY: SECRET_SIG, "value": ...}
-# (pulumi/runtime/rpc.py). The recording keeps the marker; controls read the value: a secret
-# is still plaintext inside the container that receives it.
-_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
-_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
-
-
-def _unwrap_secrets(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        if value.get(_SIG_KEY) == _SECRET_SIG:
-            return _unwrap_secrets(value.get("value"))
-        return {key: _unwrap_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unwrap_secrets(item) for item in value]
-    return value
-
-
-def from_recorded(recorded: Iterable[Any]) -> Inventory:
-    """From the offline preview's `RecordedResource`s (duck-typed: no import of the preview)."""
-    return build_inventory(
-        Declared(urn=r.urn, type=r.type, name=r.name, inputs=_unwrap_secrets(r.inputs),
-                 parent=r.parent)
-        for r in recorded
-    )

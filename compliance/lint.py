@@ -52,13 +52,56 @@ stderr redirected, as a defensive measure.
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
+import importlib.resources
 import io
 import json
 import re
+import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+
+def _resource_filename(package: str, name: str) -> str:
+    return str(importlib.resources.files(package) / name)
+
+
+# parliament 1.6.4 imports setuptools' pkg_resources for one call, `resource_filename`, made
+# twice while it is imported (its IAM data and its config); importing pkg_resources scans every
+# installed distribution, about a third of parliament's import time. Unless the real one is
+# loaded already, parliament is imported with a module holding just that function (the same
+# paths), and nothing else ever sees it.
+_PKG_RESOURCES = types.ModuleType("pkg_resources", "parliament's one use of pkg_resources")
+_PKG_RESOURCES.resource_filename = _resource_filename  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _parliament_import() -> Iterator[None]:
+    """Import parliament with the pkg_resources stand-in and without the cyclic collector.
+
+    parliament's IAM table (10 MB of JSON: about 130,000 objects) lives as long as the process
+    and holds no reference cycles: collecting while it is built only walks it, and so would
+    every later full collection (and the one at exit). So the collector is off while it loads,
+    and what is alive then is frozen (gc.freeze) once loaded; reference counting still frees
+    whatever is frozen and later dropped."""
+    stand_in = "pkg_resources" not in sys.modules
+    if stand_in:
+        sys.modules["pkg_resources"] = _PKG_RESOURCES
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if stand_in:
+            del sys.modules["pkg_resources"]
+        if collecting:
+            gc.enable()
+        gc.freeze()
+
 
 # parliament loads its IAM data once, at import time. While it does, it leaves
 # two files open (ResourceWarning), and in a fresh environment it triggers
@@ -69,6 +112,7 @@ with (
     warnings.catch_warnings(),
     contextlib.redirect_stdout(io.StringIO()),
     contextlib.redirect_stderr(io.StringIO()),
+    _parliament_import(),
 ):
     warnings.simplefilter("ignore")
     import parliament
@@ -396,7 +440,15 @@ def lint_policy(document: Mapping[str, Any], *, kind: PolicyKind) -> LintResult:
     """Run parliament on ``document`` and split findings into real ones and accepted ones."""
     if kind not in ("identity", "resource", "trust"):
         raise ValueError(f"unknown policy kind: {kind!r}")
-    plain = _plain(document)
+    return _lint_text(json.dumps(_plain(document)), kind)
+
+
+# The result is a function of the document's text and kind alone, and parliament is most of the
+# report's time: a document seen before (two controls and the report read each one; stack
+# variants share most documents) is not analysed again.
+@functools.lru_cache(maxsize=1024)
+def _lint_text(text: str, kind: PolicyKind) -> LintResult:
+    plain = json.loads(text)
     statements = _statements(plain)
 
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

@@ -28,7 +28,7 @@ from compliance.inventory import (
     Inventory,
     PolicyDocument,
 )
-from components.layout import POSTGRES_PREFIX, RETENTION_TAG_ACTIVE, RETENTION_TAG_KEY
+from contract.layout import POSTGRES_PREFIX, RETENTION_TAG_ACTIVE, RETENTION_TAG_KEY
 
 NOT_MODELLED: Final = (
     "Service control policies and resource control policies (AWS Organizations) except in the "

@@ -7,14 +7,15 @@ are mounted at.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Final
 
-from components.runtime_settings import DockerHost, schedule_interval_days
+from components.runtime_settings import DockerHost
 from components.settings import BucketSettings, StackSettings
-from contract import agent_settings
+from contract import agent_settings, schedule
 from contract.agent_settings import AgentSettings
+from contract.jobs import DRILL, database_job, files_job
+from contract.layout import FULL_BACKUP_INTERVAL_LABEL, HOST_LABEL
 
 SETTINGS_PATH: Final = "/etc/backup-agent/settings.json"
 STATE_DIR: Final = AgentSettings.state_dir
@@ -23,9 +24,6 @@ AGENT_UID: Final = 10001  # the image's non-root user (docker/backup-agent/Docke
 CONTAINER_METRICS_PORT: Final = AgentSettings.metrics_port
 SCHEDULER_HOST_PORT: Final = 9101
 LOG_OPTIONS: Final = {"max-size": "10m", "max-file": "5"}
-# Labels the compliance controls read (compliance/controls.py keeps the same names).
-HOST_LABEL: Final = "biometrics-backup.host"
-FULL_BACKUP_INTERVAL_LABEL: Final = "biometrics-backup.full-backup-interval-days"
 
 
 @dataclass(frozen=True)
@@ -72,16 +70,16 @@ def _storage(bucket: BucketSettings) -> agent_settings.Storage:
 
 
 def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
-    """What `backup-agent` on `host` runs with; rendered by `contract.agent_settings.document`
-    and read back by the agent with `contract.agent_settings.parse`."""
+    """What `backup-agent` on `host` runs with; rendered by `contract.agent_settings.to_json`
+    and read back by the agent with `contract.agent_settings.from_json`."""
     runtime = stack.runtime
     assert runtime is not None
     backup_host = host.profile == "backup"
     databases = [d for d in runtime.databases if d.host == host.name or not backup_host]
     file_sets = [f for f in runtime.file_sets if f.host == host.name or not backup_host]
-    jobs = [f"postgres:{d.name}" for d in databases] + [f"files:{f.name}" for f in file_sets]
+    jobs = [database_job(d.name) for d in databases] + [files_job(f.name) for f in file_sets]
     if not backup_host:
-        jobs = [agent_settings.DRILL_JOB] if host.name == runtime.drill_host else []
+        jobs = [DRILL] if host.name == runtime.drill_host else []
     return AgentSettings(
         role=host.profile,
         primary=_storage(stack.primary),
@@ -99,7 +97,7 @@ def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
                                      monthly=f.keep.monthly),
             check_subset=f.check_subset, schedule=f.schedule, rpo_seconds=f.rpo_seconds,
         ) for f in file_sets),
-        jobs=tuple(jobs),
+        jobs=tuple(job.id for job in jobs),
         drill_schedule=runtime.drill_schedule,
         restic_password_file=restic_secret().path if file_sets else None,
         webhook_url_file=webhook_secret().path if runtime.webhook else None,
@@ -119,7 +117,7 @@ def container_specs(stack: StackSettings) -> list[ContainerSpec]:
     specs = []
     for host in runtime.hosts:
         agent = agent_settings_for(stack, host)
-        settings_json = json.dumps(agent_settings.document(agent), indent=2, sort_keys=True)
+        settings_json = agent_settings.to_json(agent)
         secrets: list[SecretFile] = []
         if agent.restic_password_file:
             secrets.append(restic_secret())
@@ -127,7 +125,7 @@ def container_specs(stack: StackSettings) -> list[ContainerSpec]:
         if agent.webhook_url_file:
             secrets.append(webhook_secret())
         labels = [(HOST_LABEL, host.profile)]
-        intervals = [schedule_interval_days(d.schedule) for d in runtime.databases
+        intervals = [schedule.interval_days(d.schedule) for d in runtime.databases
                      if d.host == host.name]
         if intervals:
             labels.append((FULL_BACKUP_INTERVAL_LABEL, str(max(intervals))))

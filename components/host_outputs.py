@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.layout import POSTGRES_PREFIX, RESTIC_PREFIX
 from components.settings import StackSettings
+from contract import layout
 
 # RPO of continuous archiving: PostgreSQL switches WAL segments at least this often under load.
 ARCHIVE_TIMEOUT_SECONDS = 60
@@ -14,11 +14,8 @@ ARCHIVE_TIMEOUT_SECONDS = 60
 def host_settings(settings: StackSettings) -> dict[str, Any]:
     primary = settings.primary
     roles = settings.roles
-    walg_prefix = f"s3://{primary.bucket_name}/{POSTGRES_PREFIX}<database>"
-    restic_repository = (
-        f"s3:https://s3.{primary.region}.amazonaws.com/{primary.bucket_name}/"
-        f"{RESTIC_PREFIX.rstrip('/')}"
-    )
+    walg_prefix = layout.walg_prefix(primary.bucket_name, "<database>")
+    restic_repository = layout.restic_repository(primary.bucket_name, primary.region)
     result: dict[str, Any] = {
         "databaseHosts": {
             "instanceProfile": roles.wal_archiver,

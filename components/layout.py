@@ -5,17 +5,13 @@ Everything else (policies, lifecycle, the runtime that writes backups) refers to
 
 from typing import Final
 
-# What the backup agent relies on too lives in the package both sides import.
-from contract.layout import POSTGRES_PREFIX as POSTGRES_PREFIX
-from contract.layout import RESTIC_PREFIX as RESTIC_PREFIX
-from contract.layout import RETENTION_TAG_ACTIVE as RETENTION_TAG_ACTIVE
-from contract.layout import RETENTION_TAG_KEY as RETENTION_TAG_KEY
+# What the backup agent relies on too (prefixes, WAL naming, tags, labels) is defined in
+# `contract.layout`, the package both sides import; this module holds the stack's own names.
+from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
 
 PROJECT: Final = "biometrics-backup"
 TYPE_PREFIX: Final = "biometrics:backup"
 
-WAL_KEY_PATTERN: Final = "postgres/*/wal_005/*"
-TEMP_PREFIX: Final = "temp/"
 BACKUP_PREFIXES: Final = (POSTGRES_PREFIX, RESTIC_PREFIX)
 
 # GitHub Actions OIDC roles (components.github_oidc), one pair per stack environment so stacks

@@ -12,14 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components.layout import (
-    BACKUP_PREFIXES,
+from components.layout import BACKUP_PREFIXES
+from components.settings import KeepSettings
+from contract.layout import (
     POSTGRES_PREFIX,
     RETENTION_TAG_ACTIVE,
     RETENTION_TAG_KEY,
     WAL_KEY_PATTERN,
 )
-from components.settings import KeepSettings
 
 POLICY_VERSION: Final = "2012-10-17"
 Statement = dict[str, Any]

@@ -1,40 +1,33 @@
 """The backup runtime's stack config (`biometrics-backup:runtime`), validated against the store.
 
-Parsed by `settings.parse_settings` (which imports this module when it runs, and calls
-`parse_runtime` last, with the store's settings) so that every error is raised before any
-resource is declared. Cross-checks:
+Parsed by `settings.parse_settings` (which calls `parse_runtime` last and then checks the
+runtime against the store's lifecycle) so that every error is raised before any resource is
+declared. Cross-checks:
 - placement: backup jobs only on hosts with the backup role's instance profile; the drill and the
   exporter only on hosts with the read-only restore profile — instance-profile credentials reach
   every container on a host, so a drill on a backup host would run with write credentials;
 - schedules: every job's cron expression (databases, file sets, the drill alike) must fire, at
   most `MAX_SCHEDULE_GAP` apart and at least `MIN_SCHEDULE_GAP` apart;
-- wal-g retention: full-backup interval x retainFull must end before any lifecycle tier that
-  covers postgres/<db>/ (every one of them, not the first) expires it;
-- restore speed: nothing the newest base backup needs may turn GLACIER/DEEP_ARCHIVE before the
-  next base backup supersedes it (hours to restore from there, RTO 30 minutes).
+- against the store (in `settings`): wal-g's full-backup interval x retainFull must end
+  before any lifecycle tier that covers postgres/<db>/ expires it, and nothing the newest base
+  backup needs may turn GLACIER/DEEP_ARCHIVE before the next one supersedes it (RTO 30 min).
 Secrets are not here: `pulumi config set --secret` keys (SECRET_CONFIG_KEYS) hold them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import urlsplit
 
-from components.layout import POSTGRES_PREFIX
-from components.settings import ConfigError, LifecycleTier, _Reader
+from components.config_reader import ConfigError, ConfigReader
 from contract import agent_settings, schedule
 from contract.agent_settings import MAX_PORT, NAME, NAME_ALLOWED, TABLE, TABLE_ALLOWED
 from contract.reader import describe
 
-if TYPE_CHECKING:
-    from components.settings import StackSettings
-
 HOST_PROFILES: Final = ("backup", "restore")
-COLD_CLASSES: Final = ("GLACIER", "DEEP_ARCHIVE")
 _DOCKER_HOST = re.compile(r"(ssh|tcp|unix)://\S+")
 _DOCKER_HOST_ALLOWED: Final = ("ssh://USER@HOST, tcp://HOST:PORT (with certPath: TLS), "
                                "unix:///PATH")
@@ -117,12 +110,7 @@ class RuntimeSettings:
         return next(h for h in self.hosts if h.name == name)
 
 
-def schedule_interval_days(expression: str) -> int:
-    """The longest gap between two runs of a cron expression, in whole days (rounded up)."""
-    return max(1, math.ceil(schedule.gaps(expression).longest / dt.timedelta(days=1)))
-
-
-def _cron(reader: _Reader, name: str) -> str:
+def _cron(reader: ConfigReader, name: str) -> str:
     """Databases, file sets and the drill: one rule for every job's schedule."""
     value = reader.string(name, required=True, allowed="a cron expression (minute hour "
                           "day-of-month month day-of-week, UTC)")
@@ -152,17 +140,17 @@ def _span(delta: dt.timedelta) -> str:
     return f"{delta.seconds // 60} min" if delta.seconds >= 60 else f"{delta.seconds} s"
 
 
-def _positive(reader: _Reader, name: str, default: int | None, *,
+def _positive(reader: ConfigReader, name: str, default: int | None, *,
               maximum: int | None = None, minimum: int = 1, unit: str = "") -> int:
     return reader.integer(name, default, required=default is None, minimum=minimum,
                           maximum=maximum, unit=unit)
 
 
-def _name(reader: _Reader) -> str:
+def _name(reader: ConfigReader) -> str:
     return reader.string("name", required=True, pattern=NAME, allowed=NAME_ALLOWED)
 
 
-def _host_ref(reader: _Reader, hosts: dict[str, DockerHost], profile: str, why: str,
+def _host_ref(reader: ConfigReader, hosts: dict[str, DockerHost], profile: str, why: str,
               key: str = "host") -> str:
     name = reader.string(key, required=True, allowed="a name in runtime.hosts")
     if name not in hosts:
@@ -177,7 +165,7 @@ def _host_ref(reader: _Reader, hosts: dict[str, DockerHost], profile: str, why: 
     return name
 
 
-def _metrics_address(reader: _Reader, docker_host: str) -> str:
+def _metrics_address(reader: ConfigReader, docker_host: str) -> str:
     """`metricsAddress`, by default the host name of an ssh:// or tcp:// Docker host; a unix://
     engine has no name the Prometheus server could reach, so it must be given."""
     allowed = "a host name or IPv4 address, without scheme or port"
@@ -189,7 +177,7 @@ def _metrics_address(reader: _Reader, docker_host: str) -> str:
     return address
 
 
-def _docker_host(item: _Reader) -> DockerHost:
+def _docker_host(item: ConfigReader) -> DockerHost:
     item.reject_unknown(("name", "dockerHost", "instanceProfile", "metricsAddress", "certPath"))
     name = _name(item)
     docker_host = item.string("dockerHost", required=True, pattern=_DOCKER_HOST,
@@ -218,7 +206,7 @@ def _docker_host(item: _Reader) -> DockerHost:
                       _metrics_address(item, docker_host), cert_path)
 
 
-def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
+def parse_runtime(reader: ConfigReader) -> RuntimeSettings:
     reader.reject_unknown(("image", "hosts", "databases", "fileSets", "drill", "exporter",
                            "retry", "webhook", "memoryMb"))
     listed = [_docker_host(item) for item in reader.items("hosts")]
@@ -227,7 +215,7 @@ def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
     if not hosts:
         raise ConfigError(reader.key("hosts"), "needs at least one host; allowed: a list of "
                           "{name, dockerHost, instanceProfile}")
-    databases = tuple(_database(item, hosts, settings) for item in reader.items("databases"))
+    databases = tuple(_database(item, hosts) for item in reader.items("databases"))
     file_sets = tuple(_file_set(item, hosts) for item in reader.items("fileSets"))
     reader.unique_names("databases", [d.name for d in databases])
     reader.unique_names("fileSets", [f.name for f in file_sets])
@@ -264,20 +252,11 @@ def parse_runtime(reader: _Reader, settings: StackSettings) -> RuntimeSettings:
     )
 
 
-def _memory(reader: _Reader, name: str, default: int) -> int:
+def _memory(reader: ConfigReader, name: str, default: int) -> int:
     return reader.integer(name, default, minimum=DOCKER_MIN_MEMORY_MB, unit="MB")
 
 
-def _postgres_tiers(settings: StackSettings, database: str) -> list[tuple[int, LifecycleTier]]:
-    """Every lifecycle tier that covers objects under postgres/<database>/: S3 applies each
-    rule whose prefix overlaps, and the earliest expiration or transition wins."""
-    key = f"{POSTGRES_PREFIX}{database}/"
-    return [(index, tier) for index, tier in enumerate(settings.lifecycle.tiers)
-            if key.startswith(tier.prefix) or tier.prefix.startswith(key)]
-
-
-def _database(reader: _Reader, hosts: dict[str, DockerHost],
-              settings: StackSettings) -> RuntimeDatabase:
+def _database(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeDatabase:
     reader.reject_unknown(("name", "host", "address", "port", "user", "dbname", "tables",
                            "schedule", "retainFull", "compression", "rpoMinutes"))
     tables = reader.strings("tables", pattern=TABLE, allowed=TABLE_ALLOWED)
@@ -300,40 +279,10 @@ def _database(reader: _Reader, hosts: dict[str, DockerHost],
                                   defaults.compression),
         rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440, maximum=525600, unit="minutes"),
     )
-    _check_against_lifecycle(reader, database, settings)
     return database
 
 
-def _check_against_lifecycle(reader: _Reader, database: RuntimeDatabase,
-                             settings: StackSettings) -> None:
-    interval = schedule_interval_days(database.schedule)
-    window = interval * database.retain_full
-    for index, tier in _postgres_tiers(settings, database.name):
-        tier_key = f"lifecycle.tiers[{index}]"
-        if tier.expiration_days is not None and window >= tier.expiration_days:
-            raise ConfigError(
-                reader.key("retainFull"),
-                f"wal-g keeps {database.retain_full} full backups taken every {interval} "
-                f"day(s), a window of {window} days, but {tier_key}.expirationDays expires "
-                f"{tier.prefix} after {tier.expiration_days} days: objects wal-g still needs "
-                f"would expire; allowed: retainFull < "
-                f"{math.ceil(tier.expiration_days / interval)}, or a later "
-                f"{tier_key}.expirationDays",
-            )
-        cold = [t for t in tier.transitions if t.storage_class in COLD_CLASSES]
-        if cold and cold[0].days <= interval:
-            position = tier.transitions.index(cold[0])
-            raise ConfigError(
-                f"{tier_key}.transitions[{position}].days",
-                f"{cold[0].days} moves {tier.prefix} to {cold[0].storage_class} before the "
-                f"newest base backup of {database.name} is superseded (runtime schedule "
-                f"{database.schedule!r} = every {interval} day(s)); restoring it would take "
-                f"hours (RTO 30 minutes); allowed: > {interval} days, or a more frequent "
-                f"{reader.key('schedule')}",
-            )
-
-
-def _file_set(reader: _Reader, hosts: dict[str, DockerHost]) -> RuntimeFileSet:
+def _file_set(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeFileSet:
     reader.reject_unknown(("name", "host", "paths", "hostname", "tags", "schedule", "keep",
                            "checkSubset", "rpoMinutes"))
     paths = reader.strings("paths", required=True, pattern=_ABSOLUTE_PATH,

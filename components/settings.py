@@ -10,29 +10,26 @@ here gets those checks by being read.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
-from pulumi.errors import RunError
-
-from components.layout import (
-    GITHUB_ROLE_PURPOSES,
-    PROJECT,
-    RESTIC_PREFIX,
-    STACK_TAG_KEY,
-    github_role_name,
+from components.config_reader import ConfigError, ConfigReader
+from components.layout import GITHUB_ROLE_PURPOSES, PROJECT, STACK_TAG_KEY, github_role_name
+from components.runtime_settings import (
+    RuntimeDatabase,
+    RuntimeSettings,
+    parse_runtime,
 )
+from contract import schedule
 
 # How `backup-agent keep` protects a backup kept past the lock window (docs/runtime.md, GDPR),
 # and S3 Object Lock's 100-year limit (no lifecycle or log period here is longer either): the
 # agent's settings define them, the stack renders them.
 from contract.agent_settings import KEEP_PROTECTIONS, MAX_RETENTION_DAYS, KeptBackups
-from contract.reader import InvalidSetting, Reader
-
-if TYPE_CHECKING:
-    from components.runtime_settings import RuntimeSettings
+from contract.layout import COLD_STORAGE_CLASSES, POSTGRES_PREFIX, RESTIC_PREFIX
 
 # AWS commercial regions (aws ec2 describe-regions --all-regions, 2026).
 AWS_REGIONS: Final = frozenset(
@@ -89,15 +86,6 @@ MAX_ROLE_NAME: Final = 64
 # The environment names GitHub roles and defaults to the stack name, which Pulumi limits to
 # these characters.
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-class ConfigError(InvalidSetting, RunError):
-    """Invalid stack configuration; `key` is the full config key (`project:path`, or as given
-    with `full_key`, e.g. `aws:region`). A RunError, so the Pulumi language host prints the one
-    line without a traceback."""
-
-    def __init__(self, key: str, message: str, *, full_key: bool = False) -> None:
-        super().__init__(key if full_key else f"{PROJECT}:{key}", message)
 
 
 @dataclass(frozen=True)
@@ -234,17 +222,6 @@ CONFIG_KEYS: Final = {
 SECRET_CONFIG_KEYS: Final = ("resticPassword", "databasePasswords", "webhookUrl")
 
 
-class _Reader(Reader):
-    """`contract.reader.Reader` raising ConfigError; paths are inside the project namespace."""
-
-    def __init__(self, path: str, data: Any, error: type[InvalidSetting] = ConfigError) -> None:
-        super().__init__(path, data, error)
-
-    def days(self, name: str, default: int | None = None, *, required: bool = False,
-             maximum: int | None = MAX_RETENTION_DAYS) -> Any:
-        return super().days(name, default, required=required, maximum=maximum)
-
-
 def _decode(key: str, value: Any, structured: bool) -> Any:
     """Pulumi hands structured config to programs as JSON text; YAML files hold it parsed."""
     if structured and isinstance(value, str):
@@ -266,7 +243,7 @@ def check_known_keys(names: Iterable[str]) -> None:
 def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
     """Validate the project's config namespace (keys without the `project:` prefix)."""
     check_known_keys(raw)
-    root = _Reader("", {k: _decode(k, v, CONFIG_KEYS[k]) for k, v in raw.items()})
+    root = ConfigReader("", {k: _decode(k, v, CONFIG_KEYS[k]) for k, v in raw.items()})
     residency = root.choice("dataResidency", DATA_RESIDENCIES, "eu")
     primary_reader = root.child("primary")
     primary_reader.reject_unknown(("bucketName", "region"))
@@ -315,13 +292,15 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
                                            *protection_warnings(settings)))
     if root.data.get("runtime") is None:
         return settings
-    # Imported here: the runtime's checks build on this module's settings (lifecycle, roles).
-    from components.runtime_settings import parse_runtime
+    runtime_reader = root.child("runtime")
+    runtime = parse_runtime(runtime_reader)
+    for reader, database in zip(runtime_reader.items("databases"), runtime.databases,
+                                strict=True):
+        _check_against_lifecycle(reader, database, settings.lifecycle)
+    return replace(settings, runtime=runtime)
 
-    return replace(settings, runtime=parse_runtime(root.child("runtime"), settings))
 
-
-def _bucket(reader: _Reader, residency: str) -> BucketSettings:
+def _bucket(reader: ConfigReader, residency: str) -> BucketSettings:
     name = reader.string("bucketName", required=True, allowed=_BUCKET_NAME_ALLOWED)
     if not _BUCKET_NAME.fullmatch(name):
         raise ConfigError(reader.key("bucketName"),
@@ -364,7 +343,7 @@ def _check_bucket_names(primary: BucketSettings, replica: BucketSettings) -> Non
                           f"{replica.log_bucket_name!r}")
 
 
-def _object_lock(reader: _Reader) -> ObjectLockSettings:
+def _object_lock(reader: ConfigReader) -> ObjectLockSettings:
     reader.reject_unknown(("enabled", "mode", "days"))
     return ObjectLockSettings(
         enabled=reader.boolean("enabled", True),
@@ -373,7 +352,7 @@ def _object_lock(reader: _Reader) -> ObjectLockSettings:
     )
 
 
-def _lifecycle(reader: _Reader, object_lock: ObjectLockSettings) -> LifecycleSettings:
+def _lifecycle(reader: ConfigReader, object_lock: ObjectLockSettings) -> LifecycleSettings:
     reader.reject_unknown(("tiers", "noncurrentVersionDays", "abortIncompleteUploadDays"))
     tiers = tuple(_tier(item) for item in reader.items("tiers"))
     prefixes = [t.prefix for t in tiers]
@@ -396,7 +375,7 @@ def _lifecycle(reader: _Reader, object_lock: ObjectLockSettings) -> LifecycleSet
     )
 
 
-def _tier(reader: _Reader) -> LifecycleTier:
+def _tier(reader: ConfigReader) -> LifecycleTier:
     reader.reject_unknown(("prefix", "transitions", "expirationDays"))
     prefix = reader.string("prefix", required=True, allowed="a key prefix ending with '/'")
     if not prefix.endswith("/"):
@@ -448,7 +427,7 @@ def _tier(reader: _Reader) -> LifecycleTier:
     return LifecycleTier(prefix=prefix, transitions=tuple(transitions), expiration_days=expiration)
 
 
-def _roles(reader: _Reader) -> RoleSettings:
+def _roles(reader: ConfigReader) -> RoleSettings:
     names = {"backup": "backup", "restore": "restore", "walArchiver": "wal_archiver",
              "replication": "replication"}
     reader.reject_unknown((*names, "breakGlassArn"))
@@ -503,7 +482,7 @@ _KMS_KEY_ARN = re.compile(r"^arn:aws:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
 _STATE_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-def _github(root: _Reader, stack: str) -> GitHubSettings | None:
+def _github(root: ConfigReader, stack: str) -> GitHubSettings | None:
     """Absent: no OIDC roles. Present: `repository` is required."""
     if root.data.get("github") is None:
         return None
@@ -547,7 +526,7 @@ _ENDPOINTS: Final = {
 }
 
 
-def _alerts(reader: _Reader) -> AlertSettings:
+def _alerts(reader: ConfigReader) -> AlertSettings:
     reader.reject_unknown(("subscribers",))
     subscribers = []
     for item in reader.items("subscribers"):
@@ -559,7 +538,7 @@ def _alerts(reader: _Reader) -> AlertSettings:
     return AlertSettings(subscribers=tuple(subscribers))
 
 
-def _keep(reader: _Reader, object_lock: ObjectLockSettings) -> KeepSettings:
+def _keep(reader: ConfigReader, object_lock: ObjectLockSettings) -> KeepSettings:
     reader.reject_unknown(("protection", "maxDays"))
     defaults = KeepSettings()
     max_days = reader.days("maxDays", defaults.max_days)
@@ -576,7 +555,7 @@ def _keep(reader: _Reader, object_lock: ObjectLockSettings) -> KeepSettings:
                         max_days=max_days)
 
 
-def _waivers(root: _Reader) -> tuple[Waiver, ...]:
+def _waivers(root: ConfigReader) -> tuple[Waiver, ...]:
     waivers: list[Waiver] = []
     for item in root.items("waivers"):
         item.reject_unknown(("control", "reason"))
@@ -588,6 +567,47 @@ def _waivers(root: _Reader) -> tuple[Waiver, ...]:
                               "allowed: one waiver per control")
         waivers.append(waiver)
     return tuple(waivers)
+
+
+def _postgres_tiers(lifecycle: LifecycleSettings, database: str) -> list[tuple[int, LifecycleTier]]:
+    """Every lifecycle tier that covers objects under postgres/<database>/: S3 applies each
+    rule whose prefix overlaps, and the earliest expiration or transition wins."""
+    key = f"{POSTGRES_PREFIX}{database}/"
+    return [(index, tier) for index, tier in enumerate(lifecycle.tiers)
+            if key.startswith(tier.prefix) or tier.prefix.startswith(key)]
+
+
+def _check_against_lifecycle(reader: ConfigReader, database: RuntimeDatabase,
+                             lifecycle: LifecycleSettings) -> None:
+    """wal-g retention: full-backup interval x retainFull must end before any lifecycle tier
+    that covers postgres/<db>/ (every one of them, not the first) expires it; restore speed:
+    nothing the newest base backup needs may turn GLACIER/DEEP_ARCHIVE before the next base
+    backup supersedes it (hours to restore from there, RTO 30 minutes)."""
+    interval = schedule.interval_days(database.schedule)
+    window = interval * database.retain_full
+    for index, tier in _postgres_tiers(lifecycle, database.name):
+        tier_key = f"lifecycle.tiers[{index}]"
+        if tier.expiration_days is not None and window >= tier.expiration_days:
+            raise ConfigError(
+                reader.key("retainFull"),
+                f"wal-g keeps {database.retain_full} full backups taken every {interval} "
+                f"day(s), a window of {window} days, but {tier_key}.expirationDays expires "
+                f"{tier.prefix} after {tier.expiration_days} days: objects wal-g still needs "
+                f"would expire; allowed: retainFull < "
+                f"{math.ceil(tier.expiration_days / interval)}, or a later "
+                f"{tier_key}.expirationDays",
+            )
+        cold = [t for t in tier.transitions if t.storage_class in COLD_STORAGE_CLASSES]
+        if cold and cold[0].days <= interval:
+            position = tier.transitions.index(cold[0])
+            raise ConfigError(
+                f"{tier_key}.transitions[{position}].days",
+                f"{cold[0].days} moves {tier.prefix} to {cold[0].storage_class} before the "
+                f"newest base backup of {database.name} is superseded (runtime schedule "
+                f"{database.schedule!r} = every {interval} day(s)); restoring it would take "
+                f"hours (RTO 30 minutes); allowed: > {interval} days, or a more frequent "
+                f"{reader.key('schedule')}",
+            )
 
 
 def lifecycle_warnings(settings: StackSettings) -> list[str]:

@@ -3,19 +3,21 @@
 
 The dataclasses are the schema, their defaults the only defaults: `document` renders settings
 as the file's JSON object, `parse` reads that object back (every key checked by
-`contract.reader`), and `parse(document(s)) == s`. The file holds no secret: passwords and the
+`contract.reader`), and `parse(document(s)) == s`; `to_json` and `from_json` are the file's
+text. The file holds no secret: passwords and the
 webhook URL are paths of files mounted into the container.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from contract import restic, schedule
-from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
+from contract import layout, restic, schedule
+from contract.jobs import DRILL, database_job, files_job
 from contract.reader import InvalidSetting, Reader, describe
 
 ROLES: Final = ("backup", "restore")
@@ -25,7 +27,7 @@ KEEP_PROTECTIONS: Final = ("compliance-retention", "legal-hold")
 MAX_RETENTION_DAYS: Final = 36500
 TARGETS: Final = ("primary", "replica")
 COMPRESSION_METHODS: Final = ("lz4", "zstd", "lzma", "brotli")
-DRILL_JOB: Final = "drill"
+DRILL_JOB: Final = DRILL.id
 MAX_PORT: Final = 65535
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
@@ -51,15 +53,14 @@ class Storage:
     endpoint: str | None = None
 
     def walg_prefix(self, database: str) -> str:
-        return f"s3://{self.bucket}/{POSTGRES_PREFIX}{database}"
+        return layout.walg_prefix(self.bucket, database)
 
     def database_root(self, database: str) -> str:
-        return f"{POSTGRES_PREFIX}{database}/"
+        return layout.database_root(database)
 
     @property
     def restic_repository(self) -> str:
-        base = self.endpoint or f"https://s3.{self.region}.amazonaws.com"
-        return f"s3:{base}/{self.bucket}/{RESTIC_PREFIX.rstrip('/')}"
+        return layout.restic_repository(self.bucket, self.region, self.endpoint)
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,8 @@ class AgentSettings:
     @property
     def schedules(self) -> dict[str, str]:
         """Cron expression per job id."""
-        found = {f"postgres:{d.name}": d.schedule for d in self.databases}
-        found |= {f"files:{f.name}": f.schedule for f in self.file_sets}
+        found = {database_job(d.name).id: d.schedule for d in self.databases}
+        found |= {files_job(f.name).id: f.schedule for f in self.file_sets}
         if self.drill_schedule is not None:
             found[DRILL_JOB] = self.drill_schedule
         return found
@@ -324,7 +325,8 @@ def parse(data: Any) -> AgentSettings:
     file_sets = tuple(_file_set(item) for item in reader.items("fileSets"))
     reader.unique_names("databases", [d.name for d in databases])
     reader.unique_names("fileSets", [f.name for f in file_sets])
-    known = [f"postgres:{d.name}" for d in databases] + [f"files:{f.name}" for f in file_sets]
+    known = [database_job(d.name).id for d in databases] + [files_job(f.name).id
+                                                            for f in file_sets]
     jobs = reader.strings("jobs", allowed="a job id: " + ", ".join([*known, DRILL_JOB]))
     for index, job in enumerate(jobs):
         key = f"jobs[{index}]"
@@ -389,3 +391,19 @@ def _required_child(reader: Reader, name: str) -> Reader:
     if not reader.has(name):
         reader.fail(name, "is required; allowed: an object with bucket and region")
     return reader.child(name)
+
+
+def to_json(settings: AgentSettings) -> str:
+    """The settings file's text (stable: sorted keys)."""
+    return json.dumps(document(settings), indent=2, sort_keys=True)
+
+
+def from_json(text: str) -> AgentSettings:
+    """Read the settings file's text; raises SettingsError naming the key (or the position of
+    what is not JSON)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SettingsError("", f"is not JSON (line {error.lineno}, column {error.colno}: "
+                            f"{error.msg}); allowed: a JSON object") from None
+    return parse(data)

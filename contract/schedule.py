@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -52,9 +53,67 @@ def check(expression: object) -> None:
 
 @functools.lru_cache(maxsize=512)
 def gaps(expression: str) -> Gaps:
-    """Shortest and longest gap between runs. Minute, hour and second fields do not depend on
-    the day, so every day the expression fires on has the runs of the first one at the same
-    times of day: that day is listed run by run, later days only by their first run."""
+    """Shortest and longest gap between runs, over more than `SAMPLE_DAYS` from `SAMPLE_START`.
+    Minute, hour and second fields do not depend on the day, so every day the expression fires
+    on has the same times of day: the gaps are those between the times of one day and those
+    from the last run of a firing day to the first run of the next one."""
+    check(expression)
+    found = gaps_from_fields(expression)
+    return found if found is not None else walked_gaps(expression)
+
+
+def gaps_from_fields(expression: str) -> Gaps | None:
+    """`gaps` from croniter's expanded fields, walking days instead of runs; None for what this
+    does not read (a seconds field, L, #) and for days that fire less than every 8 years."""
+    runs = croniter(expression)
+    fields = runs.expanded
+    if len(fields) != 5 or runs.nth_weekday_of_month or not all(
+            value == "*" or isinstance(value, int) for field in fields for value in field):
+        return None
+    minutes, hours, days, months, weekdays = (
+        None if field == ["*"] else frozenset(field) for field in fields)
+    times = sorted(dt.timedelta(hours=hour, minutes=minute)
+                   for hour in (hours if hours is not None else range(24))
+                   for minute in (minutes if minutes is not None else range(60)))
+    # croniter's day rule: with both day fields restricted, a day matching either one fires.
+    either = days is not None and weekdays is not None
+
+    def fires(day: dt.date) -> bool:
+        if months is not None and day.month not in months:
+            return False
+        in_days = days is None or day.day in days
+        in_weekdays = weekdays is None or (day.weekday() + 1) % 7 in weekdays
+        return (in_days or in_weekdays) if either else (in_days and in_weekdays)
+
+    found = [later - earlier for earlier, later in itertools.pairwise(times)]
+    if len(times) == MAX_RUNS_LISTED_PER_DAY:
+        return Gaps(min(found), max(found))
+    span = times[-1] - times[0]
+    if days is None and months is None and weekdays is None:  # every day: one gap overnight
+        return Gaps(min([*found, DAY - span]), max([*found, DAY - span]))
+    day, end, limit = SAMPLE_START.date(), SAMPLE_START + SAMPLE_DAYS * DAY, 8 * 366
+    while not fires(day):
+        day += DAY
+        limit -= 1
+        if limit == 0:
+            return None
+    while True:
+        following = day + DAY
+        while not fires(following):
+            following += DAY
+            limit -= 1
+            if limit == 0:
+                return None
+        found.append((following - day) - span)
+        if dt.datetime.combine(following, dt.time(), tzinfo=dt.UTC) + times[0] > end:
+            return Gaps(min(found), max(found))
+        day = following
+
+
+def walked_gaps(expression: str) -> Gaps:
+    """`gaps` by asking croniter for the runs: every day the expression fires on has the runs
+    of the first one at the same times of day, so that day is listed run by run, later days
+    only by their first run (one croniter per day: slow, but it reads every cron feature)."""
     check(expression)
     runs = croniter(expression, SAMPLE_START - dt.timedelta(seconds=1))
     first_day = [_next(runs)]
@@ -75,3 +134,9 @@ def gaps(expression: str) -> Gaps:
         last = following + span
         following = _next(croniter(expression, last))
     return Gaps(min(found), max(found))
+
+
+def interval_days(expression: str) -> int:
+    """How many days apart the runs are at worst: the longest gap in whole days, rounded up (a
+    daily backup is 1, `0 2 31 * *` 61)."""
+    return max(1, math.ceil(gaps(expression).longest / DAY))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from components.preview.recording import PLACEHOLDER_ACCOUNT_ID
+from review.recording import PLACEHOLDER_ACCOUNT_ID
 
 STORE_COMPONENT: Final = "backup"  # infra/__main__.py: BackupStore("backup", ...)
 REPLICATION_DOCUMENT: Final = f"{STORE_COMPONENT}-replication/configuration.json"

@@ -1,4 +1,4 @@
-"""The CrossGuard policies, built from the control registry (compliance/controls.py).
+"""The CrossGuard policies, built from the control registry (compliance/controls/).
 
 One StackValidationPolicy per control: the controls judge relations (a bucket and its
 versioning, a role and the policies naming it), so they need the whole stack, exactly as the
@@ -20,13 +20,8 @@ no violation: the pack cannot see the management account either; a broken guard 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Final
-
-# The controls come from this checkout; the pack's virtualenv holds only the SDK and parliament.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pulumi_policy import (
     EnforcementLevel,

@@ -3,43 +3,22 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# pulumi_aws.s3 re-exports deprecated V2 classes and warns on import (pulumi-aws 7 upgrade guide).
+# pulumi_aws.s3 re-exports deprecated V2 classes and warns on import.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
 
-from components.preview.recording import StackRun, run_program  # noqa: E402
-from components.preview.render import render_documents  # noqa: E402
-from components.preview.stack_config import load_stack_config  # noqa: E402
+from components.settings import StackSettings  # noqa: E402
+from review.recording import StackRun, run_program  # noqa: E402
+from review.render import render_documents  # noqa: E402
+from review.stack_config import stack_settings  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_KEY = "biometrics-backup"
-
-
-def required_tool(name: str, package: str) -> str:
-    """The path of a tool the test needs; a missing one fails the test (never skips it)."""
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} is missing: apt-get install {package} (.ci/run installs it)")
-    return found
-
-
-def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """A stack file's config with some project keys replaced (None removes the key)."""
-    config, _ = load_stack_config(ROOT / f"Pulumi.{stack}.yaml")
-    for key, value in (overrides or {}).items():
-        full = f"{PROJECT_KEY}:{key}"
-        if value is None:
-            config.pop(full, None)
-        else:
-            config[full] = value if isinstance(value, str) else json.dumps(value)
-    return config
+# tests/agent imports ROOT, required_tool and stack_config from here too.
+from tests.support import ROOT, required_tool, stack_config, test_folder  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
@@ -63,5 +42,31 @@ def prod(stack_run: Callable[..., StackRun]) -> StackRun:
 
 
 @pytest.fixture(scope="session")
+def prod_settings() -> StackSettings:
+    return stack_settings(stack_config("prod"), "prod")
+
+
+@pytest.fixture(scope="session")
 def prod_documents(prod: StackRun) -> dict[str, Any]:
     return render_documents(prod)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Time by test folder (setup + call + teardown of each test, summed), so CI output shows
+    where the suite's time goes."""
+    seconds: dict[str, float] = {}
+    tests: dict[str, set[str]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) not in ("setup", "call", "teardown"):
+                continue
+            area = test_folder(report.nodeid)
+            seconds[area] = seconds.get(area, 0.0) + report.duration
+            tests.setdefault(area, set()).add(report.nodeid)
+    if not seconds:
+        return
+    terminalreporter.section("time by test folder")
+    for area in sorted(seconds, key=seconds.get, reverse=True):
+        terminalreporter.write_line(f"{seconds[area]:8.1f} s  {len(tests[area]):4d} tests  {area}")
+    terminalreporter.write_line(f"{sum(seconds.values()):8.1f} s  "
+                                f"{sum(len(t) for t in tests.values()):4d} tests  in all")

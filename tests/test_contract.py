@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
+import json
 import os
 import re
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from contract import agent_settings, restic, schedule
+from contract import agent_settings, layout, restic, schedule
+from contract.jobs import DRILL, Job, database_job, files_job
 from contract.reader import InvalidSetting, Reader
-from tests.conftest import ROOT
+from tests.support import required_tool
 
 # Every value restic 0.14 was asked about; True = restic accepts it.
 SUBSETS = {
@@ -39,28 +38,30 @@ def test_read_data_subset_is_validated_as_restic_does(value, accepted):
     assert (restic.read_data_subset_problem(value) is None) is accepted
 
 
-@pytest.fixture(scope="module")
-def restic_repository(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    binary = shutil.which("restic")
-    if binary is None:
-        pytest.fail("restic is not installed (apt-get install restic; .ci/run does)")
-    directory = tmp_path_factory.mktemp("restic")
-    env = {**os.environ, "RESTIC_REPOSITORY": str(directory / "repo"),
-           "RESTIC_PASSWORD": "contract test", "RESTIC_CACHE_DIR": str(directory / "cache")}
-    subprocess.run([binary, "init", "-q"], env=env, check=True, capture_output=True)
-    (directory / "file").write_text("data")
-    subprocess.run([binary, "backup", "-q", str(directory / "file")], env=env, check=True,
-                   capture_output=True)
-    return env
+# restic validates --read-data-subset before it opens the repository (restic 0.14
+# cmd/restic/cmd_check.go: checkFlags runs in PreRunE): a refused value ends there with
+# "check flag --read-data-subset...", an accepted one goes on to open the repository, which
+# here does not exist. So each answer is one of exactly two outcomes, in about 10 ms.
+REFUSED_BY_RESTIC = "Fatal: check flag --read-data-subset"
+REACHED_THE_REPOSITORY = "Fatal: unable to open config file: stat {repository}/config"
 
 
-def test_the_table_is_what_the_installed_restic_decides(restic_repository):
+def test_the_table_is_what_the_installed_restic_decides(tmp_path):
     """The cases above, asked of the real restic (Debian 0.14): the table is not made up."""
+    binary = required_tool("restic", "restic")
+    repository = tmp_path / "no-repository"
+    env = {**os.environ, "RESTIC_REPOSITORY": str(repository), "RESTIC_PASSWORD": "contract"}
+
     def accepts(value: str) -> bool:
-        result = subprocess.run(["restic", "check", "-q", "--no-lock",
+        result = subprocess.run([binary, "check", "-q", "--no-lock", "--no-cache",
                                  f"--read-data-subset={value}"],
-                                env=restic_repository, capture_output=True, check=False)
-        return result.returncode == 0
+                                env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 1, (value, result.stderr)
+        if result.stderr.startswith(REFUSED_BY_RESTIC):
+            return False
+        assert result.stderr.startswith(REACHED_THE_REPOSITORY.format(repository=repository)), (
+            value, result.stderr)
+        return True
 
     values = [*SUBSETS, *REFUSED_ON_PURPOSE]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -134,30 +135,91 @@ def test_agent_settings_render_and_parse_back_unchanged():
                                           check_subset="50M"),),
         jobs=("drill",), drill_schedule="0 6 * * *", listen_address="127.0.0.1")
     assert agent_settings.parse(agent_settings.document(settings)) == settings
+    text = agent_settings.to_json(settings)
+    assert agent_settings.from_json(text) == settings
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True)
 
 
-def imports(package: str) -> set[str]:
-    found = set()
-    for path in (ROOT / package).rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
-    return found
+@pytest.mark.parametrize(("text", "problem"), [
+    ("{", "is not JSON (line 1, column 2: Expecting property name enclosed in double quotes); "
+          "allowed: a JSON object"),
+    ("[]", "got a list; allowed: a JSON object"),
+    ('{"role": "backup", "primary": {"bucket": "b-backups", "region": "eu-central-1"}, '
+     '"colour": 1}', None),
+])
+def test_agent_settings_from_json_refuses_what_is_no_settings_object(text, problem):
+    with pytest.raises(agent_settings.SettingsError) as error:
+        agent_settings.from_json(text)
+    if problem is None:
+        assert error.value.key == "colour"
+        assert error.value.problem.startswith("unknown key; allowed: role, primary, replica")
+    else:
+        assert error.value.problem == problem
 
 
-def test_contract_imports_nothing_of_ours_of_pulumi_or_of_boto3():
-    assert not imports("contract") & {"components", "backup_agent", "compliance", "delivery",
-                                      "infra", "pulumi", "pulumi_aws", "pulumi_docker",
-                                      "boto3", "botocore"}
+@pytest.mark.parametrize("job", [Job("postgres", "main"), Job("files", "app"), DRILL])
+def test_job_ids_parse_back(job):
+    assert Job.parse(job.id) == job
 
 
-def test_the_agent_imports_neither_pulumi_nor_the_components():
-    """The backup image holds backup_agent/ and contract/ only (docker/backup-agent/Dockerfile)."""
-    assert not imports("backup_agent") & {"components", "compliance", "delivery", "pulumi",
-                                          "pulumi_aws", "pulumi_docker", "yaml"}
-    dockerfile = (ROOT / "docker" / "backup-agent" / "Dockerfile").read_text()
-    for package in ("backup_agent", "contract"):
-        assert f"COPY {package} /opt/backup-agent/src/{package}" in dockerfile
-    assert Path(ROOT / "contract" / "__init__.py").exists()
+def test_job_ids_are_built_one_way():
+    assert (database_job("main").id, files_job("app").id, DRILL.id) == (
+        "postgres:main", "files:app", "drill")
+
+
+@pytest.mark.parametrize("text", ["postgres", "postgres:", "files", "drill:x", "backup:main",
+                                  "", ":main"])
+def test_text_that_is_no_job_id_is_refused(text):
+    with pytest.raises(ValueError, match="is not a job id; allowed: postgres:<database>"):
+        Job.parse(text)
+
+
+@pytest.mark.parametrize(("kind", "name"), [("drill", "x"), ("postgres", None), ("wal", "x")])
+def test_a_job_is_a_kind_with_a_name_except_the_drill(kind, name):
+    with pytest.raises(ValueError):
+        Job(kind, name)
+
+
+def test_layout_names_the_keys_both_sides_use():
+    assert layout.walg_prefix("b", "main") == "s3://b/postgres/main"
+    assert layout.wal_prefix("main") == "postgres/main/wal_005/"
+    assert layout.WAL_KEY_PATTERN == "postgres/*/wal_005/*"
+    assert layout.restic_repository("b", "eu-west-1") == (
+        "s3:https://s3.eu-west-1.amazonaws.com/b/restic")
+    assert layout.restic_repository("b", "eu-west-1", "http://127.0.0.1:5000") == (
+        "s3:http://127.0.0.1:5000/b/restic")
+
+
+@pytest.mark.parametrize(("name", "position"), [
+    ("000000010000000000000001", (1, 1)), ("0000000200000001000000FF.lz4", (2, 511)),
+    ("000000010000000A00000000.partial", (1, 2560)), ("00000001.history", None),
+    ("000000010000000000000001_backup_stop_sentinel.json", None)])
+def test_wal_segment_names(name, position):
+    assert layout.segment_position(name) == position
+    if position is not None:
+        assert layout.segment_name(*position) == name[:24]
+
+
+# Both day fields, steps, lists, ranges, rare and leap days, every minute, names.
+FIELD_CASES = ["0 2 * * *", "*/30 * * * *", "0 2 * * 1-5", "0 2 31 * *", "0 2 1 */3 *",
+               "0 2 */2 * *", "0 2 * * 7", "0 2 1 * 1", "0 0 29 2 *", "30 1,23 * * *",
+               "0 0,12 * * *", "* * * * *", "0 2 1,15 * 3", "15 3 * 2 1", "0 2 29 * *",
+               "0 */6 1 1 *", "0 2 13 * 5", "59 23 31 12 *", "0 12 * 6-8 0,6", "0 2 * * sun"]
+
+
+@pytest.mark.parametrize("expression", FIELD_CASES)
+def test_gaps_from_the_fields_are_the_gaps_croniter_walks(expression):
+    assert schedule.gaps_from_fields(expression) == schedule.walked_gaps(expression)
+
+
+@pytest.mark.parametrize("expression", ["0 2 L * *", "0 2 * * 5#2", "0 2 * * * 30"])
+def test_what_the_fields_do_not_read_is_walked(expression):
+    assert schedule.gaps_from_fields(expression) is None
+    assert schedule.gaps(expression) == schedule.walked_gaps(expression)
+
+
+@pytest.mark.parametrize(("expression", "days"), [
+    ("0 2 * * *", 1), ("*/30 * * * *", 1), ("0 2 * * 0", 7), ("0 2 31 * *", 61),
+    ("0 2 1 */3 *", 92)])
+def test_the_schedule_interval_is_the_longest_gap_rounded_up_to_days(expression, days):
+    assert schedule.interval_days(expression) == days

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from components import container_specs
-from components.settings import ConfigError, parse_settings
-from tests.conftest import ROOT
+from components.config_reader import ConfigError
+from components.settings import parse_settings
+from tests.support import ROOT
 
 PROJECT = "biometrics-backup"
 _DELETE = object()

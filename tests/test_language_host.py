@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT, required_tool
+from tests.support import ROOT, required_tool
 
 # What pulumi-language-python does: cwd = project root, `runpy.run_path("infra/")`, so only
 # infra/ is on sys.path. `-I` keeps the cwd and PYTHON* variables off sys.path too: `components`
@@ -19,8 +19,8 @@ import json, sys, warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 assert not {"", "."} & set(sys.path) and sys.argv[1] not in sys.path
 from pathlib import Path
-from components.preview.recording import run_program
-from components.preview.stack_config import load_stack_config
+from review.recording import run_program
+from review.stack_config import load_stack_config
 config, secrets = load_stack_config(Path("Pulumi.prod.yaml"))
 run = run_program(Path("infra/"), stack="prod", config=config, secret_keys=secrets)
 print(json.dumps({"resources": len(run.resources),
@@ -39,7 +39,7 @@ def test_program_runs_like_the_language_host():
 def test_preview_cli_writes_documents(tmp_path: Path):
     out = tmp_path / "prod"
     result = subprocess.run(
-        [sys.executable, "-m", "components.preview", "--stack", "prod", "--out", str(out)],
+        [sys.executable, "-m", "review.preview", "--stack", "prod", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"77 resources, 49 documents written to {out}"
     assert "objects stay 60 days in GLACIER" in result.stderr
@@ -71,7 +71,7 @@ def test_preview_cli_refuses_bad_config_by_key(tmp_path: Path):
         (ROOT / "Pulumi.prod.yaml").read_text().replace("region: eu-west-1",
                                                         "region: eu-central-1"))
     result = subprocess.run(
-        [sys.executable, "-m", "components.preview", "--stack", "bad", "--project-dir",
+        [sys.executable, "-m", "review.preview", "--stack", "bad", "--project-dir",
          str(project)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == (

@@ -4,7 +4,7 @@ and that nothing of it is deployed."""
 from __future__ import annotations
 
 from components.organization_policies import BUCKET_CONFIGURATION_ACTIONS, ROLE_CHANGE_ACTIONS
-from components.preview.render import render_documents
+from review.render import render_documents
 
 ACCOUNT = "111122223333"
 PRIMARY = "arn:aws:s3:::biometrics-backups"

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 from compliance.lint import lint_policy
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def kind_of(path: str) -> str:

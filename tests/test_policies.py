@@ -11,7 +11,7 @@ import pytest
 
 from components import policies
 from components.policies import BucketRef
-from components.preview.render import render_documents
+from review.render import render_documents
 
 ACCOUNT = "111122223333"  # the offline preview's placeholder account
 PRIMARY = "arn:aws:s3:::biometrics-backups"

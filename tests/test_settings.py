@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from components.preview.recording import StackRun, run_program
 from components.settings import (
     BucketSettings,
     ConfigError,
@@ -20,7 +19,8 @@ from components.settings import (
     Transition,
     parse_settings,
 )
-from tests.conftest import ROOT, stack_config
+from review.recording import StackRun, run_program
+from tests.support import ROOT, stack_config
 
 PROD: dict[str, Any] = {
     "environment": "prod",

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 import yaml
 
-from components.preview import __main__ as preview
-from components.preview.stack_config import StackFileError, load_stack_config
 from components.program_config import read_config
 from contract.reader import InvalidSetting
-from tests.conftest import ROOT
+from review import preview
+from review.stack_config import StackFileError, load_stack_config
+from tests.support import ROOT
 
 PROD_FILE = ROOT / "Pulumi.prod.yaml"
 DELETE = object()
@@ -262,7 +262,7 @@ def test_a_missing_stack_file_is_named(project):
 @pytest.mark.parametrize(("argv", "message"), [
     (["make", "preview", "STACK=nosuch"],
      f"error: Pulumi.nosuch.yaml: no such stack file in {ROOT}; allowed: local, prod"),
-    ([sys.executable, "-m", "components.preview", "--stack", "../etc"],
+    ([sys.executable, "-m", "review.preview", "--stack", "../etc"],
      "error: --stack: got '../etc'; allowed: a stack name (A-Z a-z 0-9 _ . -)"),
 ])
 def test_the_command_line_names_a_missing_stack(argv, message):
@@ -275,8 +275,8 @@ def test_the_command_line_names_a_missing_stack(argv, message):
 # --- under the real CLI: the engine's config, RunError --------------------------------------
 
 def test_pulumi_up_with_every_secret_set_the_documented_way_declares_the_runtime():
-    from components.preview.recording import run_program
-    from tests.conftest import stack_config
+    from review.recording import run_program
+    from tests.support import stack_config
 
     secrets = {f"biometrics-backup:{key}": value for key, value in {
         "resticPassword": "restic-secret", "webhookUrl": "https://hooks.example/secret",
@@ -295,8 +295,8 @@ def test_the_program_refuses_as_a_run_error_from_the_engines_environment(monkeyp
 
     import pulumi
 
-    from components.preview.recording import StackRun, run_program
-    from tests.conftest import stack_config
+    from review.recording import StackRun, run_program
+    from tests.support import stack_config
 
     config = {**stack_config("prod"), "biometrics-backup:resticPassword": "hunter2"}
     monkeypatch.setenv("PULUMI_CONFIG", json.dumps(config))

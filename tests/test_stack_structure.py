@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from components.preview.recording import PLACEHOLDER_ACCOUNT_ID
+from review.recording import PLACEHOLDER_ACCOUNT_ID
 
 COMPONENTS = {
     "backup": ("biometrics:backup:BackupStore", ""),

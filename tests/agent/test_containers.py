@@ -13,10 +13,10 @@ from backup_agent import tools
 from backup_agent.envdoc import DOCUMENTED_ENV
 from components import container_specs
 from components.container_specs import SCHEDULER_HOST_PORT
-from components.preview.recording import run_program
-from components.runtime_settings import schedule_interval_days
 from components.settings import ConfigError, parse_settings
 from contract import agent_settings
+from contract.schedule import interval_days as schedule_interval_days
+from review.recording import run_program
 from tests.conftest import ROOT, stack_config
 
 SECRETS = {
@@ -243,16 +243,13 @@ def test_prod_stack_file_holds_no_secret():
 
 
 def test_labels_follow_the_compliance_contract(run):
-    from compliance import controls
-    from components import container_specs
+    """The labels the compliance controls read, as contract.layout names them."""
+    from contract.layout import FULL_BACKUP_INTERVAL_LABEL, HOST_LABEL
 
-    assert container_specs.HOST_LABEL == controls.HOST_LABEL
-    assert container_specs.FULL_BACKUP_INTERVAL_LABEL == controls.FULL_BACKUP_INTERVAL_LABEL
     labels = {name: {item["label"]: item["value"] for item in inputs["labels"]}
               for name, inputs in containers(run).items()}
     assert labels == {
-        "runtime-backup-agent-backup-1": {controls.HOST_LABEL: "backup",
-                                          controls.FULL_BACKUP_INTERVAL_LABEL: "1"},
-        "runtime-backup-agent-restore-1": {controls.HOST_LABEL: "restore"},
-        "runtime-backup-exporter-restore-1": {controls.HOST_LABEL: "restore"},
+        "runtime-backup-agent-backup-1": {HOST_LABEL: "backup", FULL_BACKUP_INTERVAL_LABEL: "1"},
+        "runtime-backup-agent-restore-1": {HOST_LABEL: "restore"},
+        "runtime-backup-exporter-restore-1": {HOST_LABEL: "restore"},
     }

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from compliance.costs import Volumes, cost_model, load_prices, main
+from compliance.costs import Volumes, cost_model, load_prices
 from compliance.inventory import build_inventory
-from tests.compliance.conftest import edit
+from review.costs import main
+from tests.support.resources import edit
 
 
 def lines_of(model, bucket="biometrics-backups"):

@@ -382,3 +382,34 @@ def test_rule_ids_are_unique_and_documented() -> None:
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError):
         lint_policy(TRUST, kind="bucket")  # type: ignore[arg-type]
+
+
+IMPORT_PROBE = """
+import gc, json, sys
+import compliance.lint as lint
+import parliament
+from importlib.resources import files
+print(json.dumps({
+    "pkg_resources": "pkg_resources" in sys.modules,
+    "collecting": gc.isenabled(),
+    "frozen": gc.get_freeze_count() > 100000,
+    "data": [parliament.iam_definition_path, parliament.config_path],
+    "expected": [str(files("parliament") / "iam_definition.json"),
+                 str(files("parliament") / "config.yaml")],
+    "services": len(parliament.iam_definition),
+}))
+"""
+
+
+def test_parliament_loads_its_own_data_without_pkg_resources_and_leaves_the_collector_on():
+    """A fresh interpreter, as the preview: parliament reads its own two files, setuptools'
+    pkg_resources is never imported for it, and its table is frozen with the collector on."""
+    import subprocess
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", IMPORT_PROBE], check=True,
+                           capture_output=True, text=True)
+    found = json.loads(probe.stdout)
+    assert found["data"] == found["expected"]
+    assert (found["pkg_resources"], found["collecting"], found["frozen"]) == (False, True, True)
+    assert found["services"] > 300

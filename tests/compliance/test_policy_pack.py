@@ -7,7 +7,6 @@ The last test drives the analyzer servicer with a real AnalyzeStack request, as 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from typing import Any
@@ -20,21 +19,10 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from compliance.controls import REGISTRY, controls_by_id, run_control
 from compliance.inventory import Declared, Unknown, build_inventory
-from tests.compliance.conftest import edit, edit_policy, without_sid
-from tests.compliance.test_controls import FAILING_EDITS, PROD_STATUSES, unknown_outputs
-from tests.conftest import ROOT
-
-
-def _load_pack() -> Any:
-    spec = importlib.util.spec_from_file_location("controls_pack",
-                                                  ROOT / "policy" / "controls_pack.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["controls_pack"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pack = _load_pack()
+from policy import controls_pack as pack
+from tests.support import ROOT
+from tests.support.control_cases import FAILING_EDITS, PROD_STATUSES, unknown_outputs
+from tests.support.resources import edit, edit_policy, without_sid
 
 
 def _wire(value: Any) -> Any:

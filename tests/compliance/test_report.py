@@ -11,10 +11,11 @@ import yaml
 from compliance.controls import REGISTRY
 from compliance.inventory import build_inventory
 from compliance.report import build_report, lint_documents, to_json, to_markdown
-from components.preview.__main__ import main as preview_main
-from components.settings import ConfigError, Waiver, parse_settings
-from tests.compliance.conftest import declared_of, edit
-from tests.conftest import ROOT
+from components.config_reader import ConfigError
+from components.settings import Waiver, parse_settings
+from review.preview import main as preview_main
+from tests.support import ROOT
+from tests.support.resources import declared_of, edit
 
 REPLICATION = "s3-cross-region-replication"
 NO_REPLICA = {"replica": {"enabled": False}}
@@ -138,15 +139,15 @@ def test_waivers_parse_into_dataclasses():
     assert parse_settings(project, stack="prod").waivers == ()
 
 
-def test_stack_waivers_reads_the_keys_the_program_reads():
-    from compliance.report import stack_waivers
-    from components.preview.stack_config import load_stack_config
+def test_stack_settings_reads_the_waivers_the_program_reads():
+    from review.stack_config import load_stack_config, stack_settings
 
     config, _ = load_stack_config(ROOT / "Pulumi.prod.yaml")
     secret = "[secret resticPassword: set with pulumi config set --secret]"
     waivers = json.dumps([{"control": REPLICATION, "reason": "a local stack has no second region"}])
-    assert stack_waivers({**config, "biometrics-backup:resticPassword": secret,
-                          "biometrics-backup:waivers": waivers}, "prod") == (NO_REPLICA_WAIVER,)
+    assert stack_settings({**config, "biometrics-backup:resticPassword": secret,
+                           "biometrics-backup:waivers": waivers},
+                          "prod").waivers == (NO_REPLICA_WAIVER,)
 
 
 def test_parliament_lints_every_document_inside_the_report(prod_report, prod_inventory):

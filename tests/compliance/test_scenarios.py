@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compliance.inventory import build_inventory
 from compliance.scenarios import as_rows, evaluate_scenarios
-from tests.compliance.conftest import ACCOUNT, declared_of, edit
+from tests.support.resources import ACCOUNT, declared_of, edit
 
 BUCKET = "backup-primary-policy"
 REPLICA = "backup-replica-policy"

@@ -32,10 +32,10 @@ def main(args: list[str]) -> int:
     state = Path(os.environ["PULUMI_BACKEND_URL"].removeprefix("file://"))
     if args[0] == "up":
         # Imported here: the other commands stay quick.
-        from components.preview.recording import run_program
-        from components.preview.render import render_documents, to_text
-        from components.preview.stack_config import load_stack_config
-        from tests.delivery.conftest import deploy_from_preview
+        from review.recording import run_program
+        from review.render import render_documents, to_text
+        from review.stack_config import load_stack_config
+        from tests.support.delivery import deploy_from_preview
 
         config, _ = load_stack_config(project / "Pulumi.local.yaml")
         endpoint = json.loads(config["aws:endpoints"])[0]["s3"]

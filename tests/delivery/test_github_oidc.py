@@ -6,11 +6,12 @@ import pytest
 
 from compliance.evaluation import LabelledPolicy, Request, evaluate
 from compliance.lint import LintFinding, lint_policy
+from components.config_reader import ConfigError
 from components.oidc_policies import UNSCOPED_ACTIONS
-from components.preview.recording import PLACEHOLDER_ACCOUNT_ID
-from components.preview.render import render_documents
-from components.settings import ConfigError, parse_settings
-from tests.conftest import stack_config
+from components.settings import parse_settings
+from review.recording import PLACEHOLDER_ACCOUNT_ID
+from review.render import render_documents
+from tests.support import stack_config
 
 ACCOUNT = PLACEHOLDER_ACCOUNT_ID
 PROVIDER_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
@@ -309,8 +310,8 @@ def test_compliance_controls_judge_the_github_roles(with_github):
     control lists what parliament says about them: the unknown federation source (it knows
     web-identity and SAML providers, not IAM OIDC provider ARNs) and the escalation every
     bucket-policy deployer has."""
-    from compliance.inventory import from_recorded
     from compliance.report import build_report
+    from review.inventory import from_recorded
 
     report = build_report("prod", from_recorded(with_github.resources))
     assert report.mandatory_failures() == []

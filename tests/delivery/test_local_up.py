@@ -13,9 +13,9 @@ import sys
 import pytest
 import yaml
 
-from components.preview.stack_config import load_stack_config
 from components.settings import parse_settings
-from tests.delivery.conftest import ROOT, free_port
+from review.stack_config import load_stack_config
+from tests.support.delivery import ROOT, free_port
 
 LOCAL_BUCKETS = ("local-backups, local-backups-access-logs, local-backups-replica, "
                  "local-backups-replica-access-logs")
@@ -46,7 +46,7 @@ def test_local_config_points_every_service_at_one_local_port():
 
 
 def test_offline_preview_of_local_passes_its_compliance_review(tmp_path):
-    from components.preview.__main__ import main as offline_preview
+    from review.preview import main as offline_preview
 
     assert offline_preview(["--stack", "local", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "compliance.json").read_text())

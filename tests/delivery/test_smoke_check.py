@@ -12,10 +12,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from components.preview.__main__ import main as offline_preview
 from delivery import smoke_check
 from delivery.smoke_check import Check, SmokeCheckError, differences, planned_checks
-from tests.delivery.conftest import client, deploy_from_preview, start_server
+from review.preview import main as offline_preview
+from tests.support.delivery import client, deploy_from_preview, start_server
 
 PRIMARY = "biometrics-backups"
 REPLICA = "biometrics-backups-replica"

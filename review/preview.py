@@ -1,4 +1,4 @@
-"""`python -m components.preview [--stack prod]`: the offline preview, no CLI, no credentials.
+"""`python -m review.preview [--stack prod]`: the offline preview, no CLI, no credentials.
 
 Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`,
 the compliance review (compliance.md + compliance.json, see compliance/report.py) and, for a
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from contract.reader import InvalidSetting
+from review.stack_config import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRAPE_CONFIG = "monitoring/scrape-configs.yml"
 
 
@@ -28,19 +28,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding Pulumi.yaml (default: this checkout)")
     parser.add_argument("--out", type=Path, help="output directory (default: preview/<stack>)")
     args = parser.parse_args(argv)
-    from compliance.inventory import from_recorded
-    from compliance.report import build_report, stack_waivers, write_report
+    from compliance.report import build_report, write_report
     from components.container_specs import container_specs
-    from components.preview.render import render_documents, summary, to_text
-    from components.preview.stack_config import run_stack, stack_settings
     from components.scrape_config import scrape_config, to_yaml
+    from review.inventory import from_recorded
+    from review.render import render_documents, summary, to_text
+    from review.stack_config import run_stack
 
     out = args.out or args.project_dir / "preview" / args.stack
     try:
-        run, config = run_stack(args.project_dir, args.stack)
-        report = build_report(args.stack, from_recorded(run.resources),
-                              stack_waivers(config, args.stack))
-        settings = stack_settings(config, args.stack)
+        run, settings = run_stack(args.project_dir, args.stack)
+        report = build_report(args.stack, from_recorded(run.resources), settings.waivers)
     except InvalidSetting as error:  # a StackFileError or a ConfigError
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from components.bucket_config import from_pulumi_inputs
 from components.organization_guard import RCP_COMPONENT, SCP_COMPONENT
-from components.preview.recording import RecordedResource, StackRun
+from review.recording import RecordedResource, StackRun
 
 Renderer = Callable[[dict[str, Any]], Any]
 

@@ -24,8 +24,9 @@ from components.settings import CONFIG_KEYS, StackSettings, parse_settings
 from contract.reader import InvalidSetting
 
 if TYPE_CHECKING:
-    from components.preview.recording import StackRun
+    from review.recording import StackRun
 
+ROOT: Final = Path(__file__).resolve().parents[1]  # the checkout: Pulumi.yaml, infra/
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _BOOL: Final = "tag:yaml.org,2002:bool"
 _TIMESTAMP: Final = "tag:yaml.org,2002:timestamp"
@@ -171,13 +172,15 @@ def stack_settings(config: dict[str, str], stack: str) -> StackSettings:
     return parse_settings(raw, stack=stack)
 
 
-def run_stack(project_dir: Path, stack: str) -> tuple[StackRun, dict[str, str]]:
+def run_stack(project_dir: Path, stack: str) -> tuple[StackRun, StackSettings]:
     """The stack program of `project_dir` under the recording mocks, with Pulumi.<stack>.yaml's
-    config; returns the run and the config map. A StackFileError or ConfigError propagates."""
+    config; returns the run and the settings (waivers and runtime included), parsed once here
+    before the program runs. A StackFileError or ConfigError propagates."""
     # pulumi_aws.s3 re-exports deprecated V2 classes; importing it warns.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
-    from components.preview.recording import run_program
+    from review.recording import run_program
 
     config, secret_keys = load_stack_config(stack_file(project_dir, stack))
+    settings = stack_settings(config, stack)
     run = run_program(project_dir / "infra", stack=stack, config=config, secret_keys=secret_keys)
-    return run, config
+    return run, settings

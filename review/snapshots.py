@@ -4,7 +4,7 @@ The prod preview's policy documents (exact JSON text) and its compliance report 
 repository, so a pull request that changes a policy shows the diff to reviewers. A test fails
 when the code would render something different; `make snapshots` refreshes them:
 
-    python -m compliance.snapshots --stack prod
+    python -m review.snapshots --stack prod
 """
 
 from __future__ import annotations
@@ -16,35 +16,37 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-ROOT: Final = Path(__file__).resolve().parents[1]
+from compliance.report import WaiverLike
+from review.stack_config import ROOT
+
 SNAPSHOTS: Final = ROOT / "snapshots"
 
 
-def snapshot_files(run: Any, stack: str, config: dict[str, str]) -> dict[str, str]:
+def snapshot_files(run: Any, stack: str, waivers: Sequence[WaiverLike]) -> dict[str, str]:
     """Relative path → text: every policy document of the run, compliance.md and .json."""
     import json
 
-    from compliance.inventory import from_recorded
-    from compliance.report import build_report, stack_waivers, to_json, to_markdown
-    from components.preview.render import render_documents, to_text
+    from compliance.report import build_report, to_json, to_markdown
+    from review.inventory import from_recorded
+    from review.render import render_documents, to_text
 
     files = {path: to_text(document) for path, document in render_documents(run).items()
              if isinstance(document, dict) and "Statement" in document}
-    report = build_report(stack, from_recorded(run.resources), stack_waivers(config, stack))
+    report = build_report(stack, from_recorded(run.resources), waivers)
     files["compliance.md"] = to_markdown(report)
     files["compliance.json"] = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
     return dict(sorted(files.items()))
 
 
 def render_stack(stack: str, project_dir: Path = ROOT) -> dict[str, str]:
-    from components.preview.stack_config import run_stack
+    from review.stack_config import run_stack
 
-    run, config = run_stack(project_dir, stack)
-    return snapshot_files(run, stack, config)
+    run, settings = run_stack(project_dir, stack)
+    return snapshot_files(run, stack, settings.waivers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compliance.snapshots",
+    parser = argparse.ArgumentParser(prog="python -m review.snapshots",
                                      description="Refresh snapshots/<stack>/")
     parser.add_argument("--stack", default="prod")
     args = parser.parse_args(argv)

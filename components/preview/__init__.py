@@ -1,1 +1,0 @@
-"""The offline preview: the stack program under recording mocks, rendered for review."""

@@ -1,0 +1,1 @@
+"""The CrossGuard policy pack: `policy.controls_pack` builds one policy per compliance control."""

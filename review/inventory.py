@@ -1,0 +1,35 @@
+"""The inventory of a recorded stack: the offline preview's resources as the compliance
+controls see them (`compliance.inventory.Declared`, secrets unwrapped)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from compliance.inventory import Declared, Inventory, build_inventory
+from review.recording import RecordedResource
+
+# How Pulumi's wire format marks a secret value: {SIG_KEY: SECRET_SIG, "value": ...}
+# (pulumi/runtime/rpc.py). The recording keeps the marker; controls read the value: a secret
+# is still plaintext inside the container that receives it.
+_SIG_KEY: Final = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG: Final = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    return value
+
+
+def from_recorded(recorded: Iterable[RecordedResource]) -> Inventory:
+    """The inventory of a recorded run: what the controls see of the resources it declared."""
+    return build_inventory(
+        Declared(urn=r.urn, type=r.type, name=r.name, inputs=_unwrap_secrets(r.inputs),
+                 parent=r.parent)
+        for r in recorded
+    )

@@ -1,0 +1,46 @@
+"""Helpers the tests share (not test modules, not fixtures): paths, stack configs, tools."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from review.stack_config import load_stack_config
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_KEY = "biometrics-backup"
+
+
+def required_tool(name: str, package: str) -> str:
+    """The path of a tool the test needs; a missing one fails the test (never skips it)."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is missing: apt-get install {package} (.ci/run installs it)")
+    return found
+
+
+def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """A stack file's config with some project keys replaced (None removes the key)."""
+    config, _ = load_stack_config(ROOT / f"Pulumi.{stack}.yaml")
+    for key, value in (overrides or {}).items():
+        full = f"{PROJECT_KEY}:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value if isinstance(value, str) else json.dumps(value)
+    return config
+
+
+def test_folder(nodeid: str) -> str:
+    """The folder a test is counted under: tests/agent/test_x.py::t → tests/agent,
+    tests/test_y.py::t → tests."""
+    parts = nodeid.split("::")[0].split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+
+test_folder.__test__ = False  # a helper, not a test pytest should collect

@@ -1,0 +1,179 @@
+"""The layers of docs/architecture.md, checked on the source: which of our packages each package
+may import, which third-party packages stay out of it, and no import cycle between modules.
+
+Every import counts — at module level, inside functions and under `if TYPE_CHECKING:` — since
+a cycle hidden in a function is still a cycle a reader has to untangle.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT, test_folder
+
+OURS = ("contract", "backup_agent", "components", "compliance", "review", "policy", "infra",
+        "delivery", "benchmarks")
+# Which of our packages each one may import (besides itself); benchmarks may import any.
+ALLOWED = {
+    "contract": set(),
+    "backup_agent": {"contract"},
+    "components": {"contract"},
+    "compliance": {"contract", "components"},
+    "policy": {"compliance", "contract"},
+    "review": {"components", "compliance", "contract"},
+    "infra": {"components", "contract"},
+    "delivery": {"review", "components", "contract"},
+    "benchmarks": set(OURS),
+}
+PULUMI = {"pulumi", "pulumi_aws", "pulumi_docker", "pulumi_policy"}
+# Third-party packages each package must not import.
+FORBIDDEN = {
+    "contract": PULUMI | {"boto3", "botocore", "yaml"},
+    "backup_agent": PULUMI | {"yaml"},
+    "compliance": {"pulumi_aws", "pulumi_docker", "pulumi_policy", "boto3"},
+    "components": {"pulumi_policy", "boto3", "parliament"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def source_modules() -> dict[str, Path]:
+    return {module_name(path): path for package in OURS for path in (ROOT / package).rglob("*.py")}
+
+
+def imported(path: Path, name: str, known: Iterable[str]) -> set[str]:
+    """Every module `path` imports: `from a import b` is a.b when that is a module, else a."""
+    known = set(known)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                found.add(candidate if candidate in known else base)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = source_modules()
+    return {name: imported(path, name, modules) for name, path in modules.items()}
+
+
+def top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def violations(graph: Mapping[str, set[str]]) -> list[str]:
+    found = []
+    for module, targets in sorted(graph.items()):
+        package = top(module)
+        for target in sorted(targets):
+            other = top(target)
+            if other in OURS and other != package and other not in ALLOWED[package]:
+                found.append(f"{module} imports {target}: {package} may import only "
+                             + (", ".join(sorted(ALLOWED[package])) or "nothing of ours"))
+            if other in FORBIDDEN.get(package, ()):
+                found.append(f"{module} imports {target}, which {package} must not import")
+    return found
+
+
+def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """Strongly connected sets of our modules with more than one member (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in graph.get(module, ()):
+            if target not in graph:
+                continue
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            members = []
+            while True:
+                member = stack.pop()
+                members.append(member)
+                if member == module:
+                    break
+            if len(members) > 1 or module in graph.get(module, ()):
+                found.append(sorted(members))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_every_import_follows_the_layers():
+    assert violations(import_graph()) == []
+
+
+def test_no_module_imports_itself_back_through_others():
+    assert cycles(import_graph()) == []
+
+
+def test_the_graph_sees_lazy_imports_and_resolves_modules():
+    graph = import_graph()
+    assert "contract.layout" in graph["components.container_specs"]
+    assert "compliance.lint" in graph["compliance.controls.documents"]  # inside a function
+    assert "review.recording" in graph["review.stack_config"]
+
+
+@pytest.mark.parametrize(("graph", "expected"), [
+    ({"contract.layout": {"components.layout"}},
+     ["contract.layout imports components.layout: contract may import only nothing of ours"]),
+    ({"backup_agent.cli": {"pulumi"}},
+     ["backup_agent.cli imports pulumi, which backup_agent must not import"]),
+    ({"compliance.report": {"review.preview"}},
+     ["compliance.report imports review.preview: compliance may import only components, "
+      "contract"]),
+    ({"components.settings": {"compliance.controls"}},
+     ["components.settings imports compliance.controls: components may import only contract"]),
+    ({"review.preview": {"compliance.report", "components.settings", "contract.layout"}}, []),
+])
+def test_a_forbidden_import_is_named(graph, expected):
+    assert violations(graph) == expected
+
+
+def test_a_cycle_is_named_with_its_members():
+    graph = {"a.x": {"a.y"}, "a.y": {"a.z"}, "a.z": {"a.x"}, "a.w": {"a.x"}, "b.s": {"b.s"}}
+    assert sorted(cycles(graph)) == [["a.x", "a.y", "a.z"], ["b.s"]]
+    assert cycles({"a.x": {"a.y"}, "a.y": set()}) == []
+
+
+def test_the_agent_image_holds_the_agent_and_the_contract():
+    """Why backup_agent may import contract only: the image carries nothing else of ours."""
+    dockerfile = (ROOT / "docker" / "backup-agent" / "Dockerfile").read_text()
+    copied = {line.split()[1] for line in dockerfile.splitlines()
+              if line.startswith("COPY ") and line.split()[1] in OURS}
+    assert copied == {"backup_agent", "contract"}
+    for package in copied:
+        assert f"COPY {package} /opt/backup-agent/src/{package}" in dockerfile
+
+
+@pytest.mark.parametrize(("nodeid", "folder"), [
+    ("tests/agent/test_keep.py::test_x[a/b]", "tests/agent"),
+    ("tests/compliance/test_report.py::test_y", "tests/compliance"),
+    ("tests/test_settings.py::test_z", "tests")])
+def test_the_suite_reports_time_by_the_folder_of_each_test(nodeid, folder):
+    assert test_folder(nodeid) == folder
