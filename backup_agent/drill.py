@@ -7,8 +7,8 @@ promotion at the target and `archive_mode=off` (the restored PGDATA carries prod
 archive_command: the drill must never write into the production archive). Then the per-table
 row counts must equal the recorded ones and `bt_index_check` must pass on every B-tree index.
 Files: `restic restore --verify` of the newest snapshot, compared with its recorded hashes.
-Everything temporary is removed whatever happens; the outcome goes to the state directory,
-where the exporter and the scheduler's metrics read it.
+Everything temporary is removed whatever happens; the outcome goes to the state directory
+(`backup_agent.records`), where the exporter and `status` read it.
 """
 
 from __future__ import annotations
@@ -24,87 +24,20 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from botocore.exceptions import ClientError
 
-from backup_agent import files, postgres, s3, tools
+from backup_agent import files, postgres, records, s3, tools
 from contract.agent_settings import AgentSettings, Database, Storage
-from contract.reader import InvalidSetting, Reader
 
 log = logging.getLogger(__name__)
 
 # Newest base backups to consider when the very newest has no restore point yet (a backup job
 # that is still waiting for its restore point to be archived).
 CANDIDATE_BACKUPS = 3
-
-
-@dataclass(frozen=True)
-class DrillOutcome:
-    kind: str
-    name: str
-    success: bool
-    duration_seconds: float
-    detail: str
-
-
-def result_path(settings: AgentSettings, target: str) -> Path:
-    return Path(settings.state_dir, f"drill-{target}.json")
-
-
-@dataclass(frozen=True)
-class DrillResults:
-    target: str
-    finished: float
-    outcomes: tuple[DrillOutcome, ...]
-
-
-class DrillResultsError(InvalidSetting):
-    """The drill's result file cannot be read or is malformed; `key` names file and field."""
-
-
-def _outcome(reader: Reader) -> DrillOutcome:
-    return DrillOutcome(kind=reader.choice("kind", ("postgres", "files")),
-                        name=reader.string("name", required=True),
-                        success=reader.boolean("success"),
-                        duration_seconds=reader.number("duration_seconds"),
-                        detail=reader.string("detail", ""))
-
-
-def read_results(settings: AgentSettings, target: str) -> DrillResults | None:
-    """The last drill from `target`, None if none has run; DrillResultsError if the file
-    cannot be read or is not what `write_results` writes (another program wrote it, a disk
-    filled up half way)."""
-    path = result_path(settings, target)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise DrillResultsError(str(path), f"cannot be read ({error.strerror})") from None
-    except ValueError as error:
-        raise DrillResultsError(str(path), f"is not JSON ({error})") from None
-    try:
-        reader = Reader("", data, DrillResultsError)
-        results = DrillResults(target=reader.choice("target", (target,)),
-                               finished=reader.number("finished"),
-                               outcomes=tuple(_outcome(item) for item in reader.items("outcomes")))
-    except DrillResultsError as error:
-        raise DrillResultsError(f"{path}: {error.key}" if error.key else str(path),
-                                error.problem) from None
-    return results
-
-
-def write_results(settings: AgentSettings, target: str, outcomes: list[DrillOutcome]) -> None:
-    path = result_path(settings, target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"target": target, "finished": time.time(),
-                                     "outcomes": [asdict(o) for o in outcomes]}, indent=2))
-    os.replace(temporary, path)
 
 
 def spare_port() -> int:
@@ -259,7 +192,7 @@ def drill_file_set(settings: AgentSettings, storage: Storage, file_set: Any) -> 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_drill(settings: AgentSettings, target: str = "primary") -> list[DrillOutcome]:
+def run_drill(settings: AgentSettings, target: str = "primary") -> list[records.DrillOutcome]:
     storage = settings.storage(target)
     Path(settings.state_dir, "drill").mkdir(parents=True, exist_ok=True)
     work: list[tuple[str, str, Any]] = [("postgres", d.name, d) for d in settings.databases]
@@ -276,6 +209,7 @@ def run_drill(settings: AgentSettings, target: str = "primary") -> list[DrillOut
         except Exception as error:  # any failure is a failed drill, reported, not raised
             log.exception("drill of %s %s failed", kind, name)
             detail, success = tools.describe_failure(error), False
-        outcomes.append(DrillOutcome(kind, name, success, time.monotonic() - started, detail))
-    write_results(settings, target, outcomes)
+        outcomes.append(records.DrillOutcome(kind, name, success, time.monotonic() - started,
+                                             detail))
+    records.write_drill(settings, target, outcomes)
     return outcomes

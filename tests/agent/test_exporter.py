@@ -15,7 +15,7 @@ from botocore.config import Config
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import cli, drill, exporter, status, status_page
+from backup_agent import cli, exporter, records, status, status_page
 from backup_agent.exporter import BucketReader, CountingClient, segment_name
 
 from .conftest import REGION, free_port, wait_for_port
@@ -203,10 +203,10 @@ def test_status_rows_show_each_backup_against_its_limit(settings, s3, bucket, sh
     finish = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     put_backup(s3, bucket, "base_000000010000000000000002",
                finish.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    drill.write_results(settings, "primary", [
-        drill.DrillOutcome("postgres", "biometrics", True, 12.5, "ok"),
-        drill.DrillOutcome("files", "app", False, 3.0, "hash mismatch")])
-    finished = drill.read_results(settings, "primary").finished
+    records.write_drill(settings, "primary", [
+        records.DrillOutcome("postgres", "biometrics", True, 12.5, "ok"),
+        records.DrillOutcome("files", "app", False, 3.0, "hash mismatch")])
+    finished = records.read_drill(settings, "primary").finished
     arguments = ["--settings", str(shared_dir / "settings.json"), "status"]
     # A check: what is late or failed makes it exit 1, named in one line.
     problems = ("error: status: primary database biometrics: wal none, beyond 1 d; primary "

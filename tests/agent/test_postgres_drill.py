@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backup_agent import drill, exporter, postgres, tools
+from backup_agent import drill, exporter, postgres, records, tools
 
 from .conftest import PG_BIN, PG_USER, REGION, TABLES, free_port, write_secret
 
@@ -196,7 +196,7 @@ def test_backup_under_writes_then_drill_recovers_exact_counts(pg_settings, datab
         f"base backup {point.backup_name} (restore point {point.restore_point}): the restored "
         "server exited during recovery: ")
     assert list(Path(restore.state_dir, "drill").iterdir()) == []
-    results = drill.read_results(restore, "primary")
+    results = records.read_drill(restore, "primary")
     assert [o.success for o in results.outcomes] == [False]
 
 

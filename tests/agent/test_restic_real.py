@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from backup_agent import cli, drill, exporter, files, tools
+from backup_agent import cli, drill, exporter, files, records, tools
 from contract.layout import RESTIC_PREFIX
 
 pytestmark = pytest.mark.usefixtures("restic_binary")
@@ -163,5 +163,5 @@ def test_failover_drill_reads_the_replica_bucket(file_set_settings, s3, bucket, 
                    replica={"bucket": replica, "region": "eu-west-1", "endpoint": moto_endpoint})
     [outcome] = drill.run_drill(restore, "replica")
     assert (outcome.kind, outcome.success) == ("files", True)
-    assert drill.read_results(restore, "replica").target == "replica"
-    assert drill.read_results(restore, "primary") is None
+    assert records.read_drill(restore, "replica").target == "replica"
+    assert records.read_drill(restore, "primary") is None
