@@ -13,6 +13,8 @@ import pytest
 from backup_agent import cli, drill, exporter, files, records, tools
 from contract.layout import RESTIC_PREFIX
 
+from .conftest import copy_bucket, create_bucket, settings_maker
+
 pytestmark = pytest.mark.usefixtures("restic_binary")
 
 
@@ -27,25 +29,46 @@ def make_tree(root: Path, files_count: int = 20) -> dict[str, bytes]:
     return contents
 
 
+def file_set_data(source: Path) -> dict:
+    return {
+        "fileSets": [{
+            "name": "app", "paths": [str(source / "uploads"), str(source / "config")],
+            "tags": ["production", "automated"], "hostname": "app-files",
+            "keep": {"daily": 7, "weekly": 4, "monthly": 6}, "checkSubset": "100%",
+            "schedule": "0 3 * * *", "rpoSeconds": 86400,
+        }],
+        "jobs": ["files:app"],
+    }
+
+
 @pytest.fixture
 def file_set_settings(agent_settings, shared_dir):
+    """A fresh tree and an empty bucket: the backup job starts with `restic init`."""
     source = shared_dir / "app"
     make_tree(source)
+    return source, lambda **overrides: agent_settings(**file_set_data(source) | overrides)
 
-    def make(**overrides):
-        data = {
-            "fileSets": [{
-                "name": "app", "paths": [str(source / "uploads"), str(source / "config")],
-                "tags": ["production", "automated"], "hostname": "app-files",
-                "keep": {"daily": 7, "weekly": 4, "monthly": 6}, "checkSubset": "100%",
-                "schedule": "0 3 * * *", "rpoSeconds": 86400,
-            }],
-            "jobs": ["files:app"],
-        }
-        data.update(overrides)
-        return agent_settings(**data)
 
-    return source, make
+@pytest.fixture(scope="module")
+def backed_up(moto_endpoint, fake_walg, tmp_path_factory):
+    """One tree backed up once by the backup job (init, snapshot, its hashes, forget, check);
+    the tests that restore, damage or replicate it work on copies (`backed_up_settings`)."""
+    directory = tmp_path_factory.mktemp("backed-up")
+    source = directory / "app"
+    make_tree(source)
+    bucket = create_bucket(moto_endpoint)
+    settings = settings_maker(moto_endpoint, bucket, directory, fake_walg)(
+        **file_set_data(source))
+    files.run_backup(settings, settings.file_set("app"))
+    return source, bucket
+
+
+@pytest.fixture
+def backed_up_settings(agent_settings, backed_up, s3, bucket):
+    """This test's bucket holds a copy of `backed_up`'s repository; the settings name its tree."""
+    source, template = backed_up
+    copy_bucket(s3, template, bucket)
+    return source, lambda **overrides: agent_settings(**file_set_data(source) | overrides)
 
 
 def restic_objects(s3, bucket, folder):
@@ -76,10 +99,9 @@ def test_backup_prune_check_and_drill_restore_byte_identical(file_set_settings, 
     assert list((shared_dir / "state" / "drill").iterdir()) == []  # the drill cleaned up
 
 
-def test_restore_is_byte_identical(file_set_settings, shared_dir):
-    source, make = file_set_settings
+def test_restore_is_byte_identical(backed_up_settings, shared_dir):
+    source, make = backed_up_settings
     settings = make()
-    files.run_backup(settings, settings.file_set("app"))
     target = shared_dir / "restore"
     result = files.restore_and_compare(make(role="restore", jobs=["drill"]), settings.primary,
                                        settings.file_set("app"), target)
@@ -88,10 +110,9 @@ def test_restore_is_byte_identical(file_set_settings, shared_dir):
         assert (Path(str(target) + str(original))).read_bytes() == original.read_bytes()
 
 
-def test_corrupt_pack_fails_check_drill_and_metric(file_set_settings, s3, bucket):
-    _, make = file_set_settings
+def test_corrupt_pack_fails_check_drill_and_metric(backed_up_settings, s3, bucket):
+    _, make = backed_up_settings
     settings = make()
-    files.run_backup(settings, settings.file_set("app"))
     packs = [key for key in restic_objects(s3, bucket, "data") if key.count("/") == 3]
     sizes = {key: s3.head_object(Bucket=bucket, Key=key)["ContentLength"] for key in packs}
     biggest = max(sizes, key=sizes.get)  # the pack holding the file data, not a tree
@@ -148,10 +169,8 @@ def test_restic_environment_carries_no_secret(file_set_settings):
     assert password not in json.dumps(env)
 
 
-def test_failover_drill_reads_the_replica_bucket(file_set_settings, s3, bucket, moto_endpoint):
-    _, make = file_set_settings
-    settings = make()
-    files.run_backup(settings, settings.file_set("app"))
+def test_failover_drill_reads_the_replica_bucket(backed_up_settings, s3, bucket, moto_endpoint):
+    _, make = backed_up_settings
     replica = f"{bucket}-replica"
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="eu-west-1").create_bucket(
         Bucket=replica, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
