@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from backup_agent import config, tools
-from backup_agent.commands import drill, exporter, keep, run, schedule, status
+from backup_agent.commands import drill, exporter, keep, report, run, schedule, status
 from backup_agent.commands.host import JobFailed, UsageError
 from contract.reader import InvalidSetting
 
 DEFAULT_SETTINGS = "/etc/backup-agent/settings.json"
-COMMANDS = (run, drill, schedule, exporter, status, keep)
+COMMANDS = (run, drill, schedule, exporter, status, keep, report)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -30,6 +30,8 @@ class DrillOutcome:
     success: bool
     duration_seconds: float
     detail: str
+    restore_point: str = ""  # the base backup or snapshot restored ("" if none was found)
+    pick: str = ""  # the pick id of a random-within choice (`backup-agent drill --pick`)
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,9 @@ def _outcome(reader: Reader) -> DrillOutcome:
                         name=reader.string("name", required=True),
                         success=reader.boolean("success"),
                         duration_seconds=reader.number("duration_seconds"),
-                        detail=reader.string("detail", ""))
+                        detail=reader.string("detail", ""),
+                        restore_point=reader.string("restore_point", ""),
+                        pick=reader.string("pick", ""))
 
 
 def read_drill(settings: AgentSettings, target: str) -> DrillResults | None:
@@ -91,4 +95,73 @@ def read_drill(settings: AgentSettings, target: str) -> DrillResults | None:
 
 def write_drill(settings: AgentSettings, target: str, outcomes: list[DrillOutcome]) -> None:
     _write_json(drill_path(settings, target), {
-        "target": target, "finished": time.time(), "outcomes": [asdict(o) for o in outcomes]})
+        "target": target, "finished": time.time(),
+        # Empty texts are left out: the reader reads an absent one as "".
+        "outcomes": [{k: v for k, v in asdict(o).items() if v != ""} for o in outcomes]})
+
+
+# --- rotating data checks (`checkSubset: rotate:<t>`) ---------------------------------------
+
+@dataclass(frozen=True)
+class Rotation:
+    """Where a file set's rotating check stands: `next` of `groups` is read by the next run;
+    the current cycle started at `cycle_started` (its first part, or the end of the cycle
+    before); `last_full_cycle` is when the last of all `groups` parts was read."""
+
+    groups: int
+    next: int = 1
+    cycle_started: float | None = None
+    last_full_cycle: float | None = None
+
+    def advanced(self, now: float) -> Rotation:
+        """After part `next` was read without damage."""
+        started = now if self.cycle_started is None else self.cycle_started
+        if self.next < self.groups:
+            return Rotation(self.groups, self.next + 1, started, self.last_full_cycle)
+        return Rotation(self.groups, 1, now, now)
+
+
+def _optional_time(reader: Reader, name: str) -> float | None:
+    return reader.number(name) if reader.has(name) else None
+
+
+def rotation_path(settings: AgentSettings) -> Path:
+    return Path(settings.state_dir, "check-rotation.json")
+
+
+def read_rotations(settings: AgentSettings) -> dict[str, Rotation]:
+    """Every file set's rotation on this host, by file set name."""
+    path = rotation_path(settings)
+    try:
+        data = _read_json(path)
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise StateFileError(str(path), "is not a JSON object of file sets")
+    try:
+        reader = Reader("", data, StateFileError)
+        rotations = {}
+        for name in data:
+            item = reader.child(name)
+            groups = item.integer("groups", required=True, minimum=2)
+            rotations[name] = Rotation(
+                groups=groups, next=item.integer("next", required=True, maximum=groups),
+                cycle_started=_optional_time(item, "cycleStarted"),
+                last_full_cycle=_optional_time(item, "lastFullCycle"))
+        return rotations
+    except StateFileError as error:
+        raise StateFileError(f"{path}: {error.key}" if error.key else str(path),
+                             error.problem) from None
+
+
+def rotation(settings: AgentSettings, file_set: str, groups: int) -> Rotation:
+    """The file set's rotation; a new one at part 1 if none is recorded or t changed."""
+    found = read_rotations(settings).get(file_set)
+    return found if found is not None and found.groups == groups else Rotation(groups)
+
+
+def write_rotation(settings: AgentSettings, file_set: str, value: Rotation) -> None:
+    rotations = read_rotations(settings) | {file_set: value}
+    _write_json(rotation_path(settings), {name: {
+        "groups": r.groups, "next": r.next, "cycleStarted": r.cycle_started,
+        "lastFullCycle": r.last_full_cycle} for name, r in sorted(rotations.items())})

@@ -48,6 +48,7 @@ from compliance.inventory import (
     UnknownValue,
 )
 from components.layout import POSTGRES_PREFIX
+from contract.layout import EVIDENCE_PREFIX
 
 Status = Literal["pass", "fail", "n/a", "unknown", "manual"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -866,15 +867,17 @@ def _is_write(action: str) -> bool:
     return "*" in action or name.startswith(_WRITE_VERBS)
 
 
-def _role_grants(role: RoleView, inventory: Inventory) -> list[tuple[str, str, list[str]]]:
-    """(policy resource, Sid, actions) of every Allow that applies to the role: its role
-    policies and the resource-policy statements naming it."""
+def _role_grants(role: RoleView,
+                 inventory: Inventory) -> list[tuple[str, str, list[str], list[str]]]:
+    """(policy resource, Sid, actions, resources) of every Allow that applies to the role: its
+    role policies and the resource-policy statements naming it."""
     grants = []
     for policy in role.policies:
         for statement in _statements(PolicyDocument(policy, "identity").document()):
             if statement.get("Effect") == "Allow":
                 grants.append((policy.name, str(statement.get("Sid", "?")),
-                               [str(a) for a in _as_list(statement.get("Action"))]))
+                               [str(a) for a in _as_list(statement.get("Action"))],
+                               [str(r) for r in _as_list(statement.get("Resource"))]))
     for document in inventory.policies:
         if document.kind != "resource":
             continue
@@ -884,21 +887,36 @@ def _role_grants(role: RoleView, inventory: Inventory) -> list[tuple[str, str, l
             if statement.get("Effect") == "Allow" and any(
                     str(a).endswith(role.arn_suffix) for a in arns):
                 grants.append((document.resource.name, str(statement.get("Sid", "?")),
-                               [str(a) for a in _as_list(statement.get("Action"))]))
+                               [str(a) for a in _as_list(statement.get("Action"))],
+                               [str(r) for r in _as_list(statement.get("Resource"))]))
     return grants
+
+
+def _appends_outcomes(actions: list[str], resources: list[str]) -> bool:
+    """The one write the restore role has: creating objects of the outcome record
+    (evidence/), which nobody can rewrite or delete (backup_agent.evidence)."""
+    return actions == ["s3:PutObject"] and bool(resources) and all(
+        r.endswith(f"/{EVIDENCE_PREFIX}*") for r in resources)
 
 
 @control("iam-restore-role-read-only", "The restore role cannot write or delete",
          severity="critical", scope=RESTORE_ROLES)
 def _restore_read_only(role: RoleView, inventory: Inventory) -> Verdict:
     grants = _role_grants(role, inventory)
-    for policy, sid, actions in grants:
-        writes = [a for a in actions if _is_write(a)]
+    appends = any(_appends_outcomes(actions, resources) for _, _, actions, resources in grants)
+    for policy, sid, actions, resources in grants:
+        if _appends_outcomes(actions, resources):
+            continue
+        # S3 needs a data key to encrypt the outcome it writes (SSE-KMS).
+        writes = [a for a in actions if _is_write(a)
+                  and not (appends and a == "kms:GenerateDataKey")]
         if writes:
             return failed(f"{policy}: {sid} grants {', '.join(writes)}", [sid])
-    actions = sorted({a for _, _, acts in grants for a in acts})
-    return passed(f"{len(grants)} Allow statement(s) grant only {', '.join(actions)}",
-                  dict.fromkeys(sid for _, sid, _ in grants))
+    actions = sorted({a for _, _, acts, _ in grants for a in acts})
+    return passed(f"{len(grants)} Allow statement(s) grant only {', '.join(actions)}"
+                  + ("; its only write creates outcome records under evidence/" if appends
+                     else ""),
+                  dict.fromkeys(sid for _, sid, _, _ in grants))
 
 
 # --- the alert topic -------------------------------------------------------------------------

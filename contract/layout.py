@@ -11,3 +11,7 @@ RESTIC_PREFIX: Final = "restic/"
 # DenyRetentionTagChange); `backup-agent keep` sets it together with a legal hold.
 RETENTION_TAG_KEY: Final = "Retention"
 RETENTION_TAG_ACTIVE: Final = "active"
+
+# The outcome record (`backup-agent report`): one object per job or drill outcome, never
+# rewritten; the roles may only create objects here (PutObject), Object Lock keeps each version.
+EVIDENCE_PREFIX: Final = "evidence/"

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from backup_agent import config
 from contract.agent_settings import AgentSettings
@@ -227,3 +228,24 @@ def copy_bucket(s3: Any, source: str, target: str) -> None:
         for item in page.get("Contents", []):
             s3.copy_object(Bucket=target, Key=item["Key"],
                            CopySource={"Bucket": source, "Key": item["Key"]})
+
+
+# --- the prod stack file with runtime values changed -----------------------------------------
+
+def raw_prod() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in document.items()
+            if key.startswith("biometrics-backup:")}
+
+
+def with_runtime(**changes: Any) -> dict[str, Any]:
+    raw = raw_prod()
+    runtime = json.loads(json.dumps(raw["runtime"]))
+    for path, value in changes.items():
+        target = runtime
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    raw["runtime"] = runtime
+    return raw

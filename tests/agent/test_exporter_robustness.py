@@ -15,7 +15,7 @@ from backup_agent import exporter, records
 from backup_agent.exporter import BucketReader, parse_sentinel
 
 from .conftest import free_port, wait_for_port
-from .test_exporter import metric_values, only, put_backup, sentinel
+from .wal_g_objects import metric_values, only, put_backup, sentinel
 
 VALID = "2026-01-01T00:10:00.000000Z"
 OLD_FINISH = 1767226200.0  # VALID as a timestamp
