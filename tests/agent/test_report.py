@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from backup_agent import cli, evidence, report
+from backup_agent import cli, evidence, report, schedule
+
+from .conftest import free_port
 
 OCTOBER = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
 
@@ -117,3 +119,29 @@ def test_a_malformed_month_is_refused(shared_dir, settings, capsys):
                      "2026-13"]) == 2
     assert capsys.readouterr().err == (
         "error: argument --month: got '2026-13'; allowed: a month YYYY-MM\n")
+
+
+def test_a_failed_backup_run_is_recorded_with_its_reason(agent_settings, shared_dir):
+    settings = agent_settings(jobs=["files:app"], resticBinary="/nonexistent/restic",
+                              fileSets=[{"name": "app", "paths": [str(shared_dir)],
+                                         "hostname": "app", "schedule": "0 3 * * *",
+                                         "rpoSeconds": 86400}])
+    with pytest.raises(FileNotFoundError):
+        schedule.job_runner(settings, "files:app")()
+    now = dt.datetime.now(dt.UTC)
+    [recorded] = evidence.read_month(settings.primary, now.year, now.month).outcomes
+    assert (recorded.kind, recorded.job, recorded.target, recorded.success) == (
+        "backup", "files:app", "primary", False)
+    assert recorded.detail == "No such file or directory: /nonexistent/restic"
+    assert recorded.tool_version == "unknown"
+    assert recorded.started <= recorded.finished <= now.timestamp()
+
+
+def test_an_outcome_that_cannot_be_written_is_logged_not_raised(agent_settings, caplog):
+    settings = agent_settings(primary={"bucket": "unreachable", "region": "eu-central-1",
+                                       "endpoint": f"http://127.0.0.1:{free_port()}"})
+    outcome = evidence.Outcome("drill", "files:app", "primary", 1.0, 2.0, True, "ok")
+    assert evidence.record(settings, outcome) is None
+    [line] = [r for r in caplog.records if r.name == "backup_agent.evidence"]
+    assert line.levelname == "ERROR"
+    assert line.getMessage().startswith("outcome of drill files:app not recorded: ")
