@@ -871,13 +871,16 @@ def _role_grants(role: RoleView,
                  inventory: Inventory) -> list[tuple[str, str, list[str], list[str]]]:
     """(policy resource, Sid, actions, resources) of every Allow that applies to the role: its
     role policies and the resource-policy statements naming it."""
+    def grant(policy: str, statement: Mapping[str, Any]) -> tuple[str, str, list[str], list[str]]:
+        return (policy, str(statement.get("Sid", "?")),
+                [str(a) for a in _as_list(statement.get("Action"))],
+                [str(r) for r in _as_list(statement.get("Resource"))])
+
     grants = []
     for policy in role.policies:
         for statement in _statements(PolicyDocument(policy, "identity").document()):
             if statement.get("Effect") == "Allow":
-                grants.append((policy.name, str(statement.get("Sid", "?")),
-                               [str(a) for a in _as_list(statement.get("Action"))],
-                               [str(r) for r in _as_list(statement.get("Resource"))]))
+                grants.append(grant(policy.name, statement))
     for document in inventory.policies:
         if document.kind != "resource":
             continue
@@ -886,9 +889,7 @@ def _role_grants(role: RoleView,
             arns = _as_list(principal.get("AWS")) if isinstance(principal, Mapping) else []
             if statement.get("Effect") == "Allow" and any(
                     str(a).endswith(role.arn_suffix) for a in arns):
-                grants.append((document.resource.name, str(statement.get("Sid", "?")),
-                               [str(a) for a in _as_list(statement.get("Action"))],
-                               [str(r) for r in _as_list(statement.get("Resource"))]))
+                grants.append(grant(document.resource.name, statement))
     return grants
 
 
