@@ -7,13 +7,14 @@ promotion at the target and `archive_mode=off` (the restored PGDATA carries prod
 archive_command: the drill must never write into the production archive). Then the per-table
 row counts must equal the recorded ones and `bt_index_check` must pass on every B-tree index.
 Files: `restic restore --verify` of the newest snapshot, compared with its recorded hashes.
-Everything temporary is removed whatever happens; the outcome goes to the state directory,
-where the exporter and the scheduler's metrics read it.
+Everything temporary is removed whatever happens; the outcome goes to the state directory
+(`backup_agent.records`), where the exporter and `status` read it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -23,88 +24,21 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from botocore.exceptions import ClientError
 
-from backup_agent import files, postgres, s3, tools
-from contract.agent_settings import AgentSettings, Database, Storage
-from contract.reader import InvalidSetting, Reader
+from backup_agent import evidence, files, postgres, records, s3, tools
+from backup_agent.picks import Pick
+from contract.agent_settings import AgentSettings, Database, FileSet, Storage
 
 log = logging.getLogger(__name__)
 
 # Newest base backups to consider when the very newest has no restore point yet (a backup job
 # that is still waiting for its restore point to be archived).
 CANDIDATE_BACKUPS = 3
-
-
-@dataclass(frozen=True)
-class DrillOutcome:
-    kind: str
-    name: str
-    success: bool
-    duration_seconds: float
-    detail: str
-
-
-def result_path(settings: AgentSettings, target: str) -> Path:
-    return Path(settings.state_dir, f"drill-{target}.json")
-
-
-@dataclass(frozen=True)
-class DrillResults:
-    target: str
-    finished: float
-    outcomes: tuple[DrillOutcome, ...]
-
-
-class DrillResultsError(InvalidSetting):
-    """The drill's result file cannot be read or is malformed; `key` names file and field."""
-
-
-def _outcome(reader: Reader) -> DrillOutcome:
-    return DrillOutcome(kind=reader.choice("kind", ("postgres", "files")),
-                        name=reader.string("name", required=True),
-                        success=reader.boolean("success"),
-                        duration_seconds=reader.number("duration_seconds"),
-                        detail=reader.string("detail", ""))
-
-
-def read_results(settings: AgentSettings, target: str) -> DrillResults | None:
-    """The last drill from `target`, None if none has run; DrillResultsError if the file
-    cannot be read or is not what `write_results` writes (another program wrote it, a disk
-    filled up half way)."""
-    path = result_path(settings, target)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise DrillResultsError(str(path), f"cannot be read ({error.strerror})") from None
-    except ValueError as error:
-        raise DrillResultsError(str(path), f"is not JSON ({error})") from None
-    try:
-        reader = Reader("", data, DrillResultsError)
-        results = DrillResults(target=reader.choice("target", (target,)),
-                               finished=reader.number("finished"),
-                               outcomes=tuple(_outcome(item) for item in reader.items("outcomes")))
-    except DrillResultsError as error:
-        raise DrillResultsError(f"{path}: {error.key}" if error.key else str(path),
-                                error.problem) from None
-    return results
-
-
-def write_results(settings: AgentSettings, target: str, outcomes: list[DrillOutcome]) -> None:
-    path = result_path(settings, target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"target": target, "finished": time.time(),
-                                     "outcomes": [asdict(o) for o in outcomes]}, indent=2))
-    os.replace(temporary, path)
 
 
 def spare_port() -> int:
@@ -231,7 +165,9 @@ def check_recovered(settings: AgentSettings, socket_dir: Path, port: int, databa
     return f"backup {point.backup_name}: counts {counts} match; amcheck passed on {indexes} indexes"
 
 
-def drill_database(settings: AgentSettings, storage: Storage, database: Database) -> str:
+def drill_database(settings: AgentSettings, storage: Storage,
+                   database: Database) -> tuple[str, str]:
+    """The restored base backup and what was proved of it."""
     env = tools.walg_env(storage, database)
     point = find_reference(settings, storage, database, env)
     work = Path(tempfile.mkdtemp(prefix=f"drill-{database.name}-",
@@ -240,42 +176,68 @@ def drill_database(settings: AgentSettings, storage: Storage, database: Database
         pgdata = work / "pgdata"
         tools.run([settings.walg_binary, "backup-fetch", str(pgdata), point.backup_name], env)
         with recovered_server(settings, pgdata, work, env, point) as port:
-            return check_recovered(settings, work, port, database, point)
+            return point.backup_name, check_recovered(settings, work, port, database, point)
     except Exception as error:  # named by the backup it could not restore
-        raise RuntimeError(f"base backup {point.backup_name} (restore point "
-                           f"{point.restore_point}): {tools.describe_failure(error)}") from error
+        raise tools.RestoreFailed(point.backup_name, f"base backup {point.backup_name} (restore "
+                                  f"point {point.restore_point}): "
+                                  f"{tools.describe_failure(error)}") from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def drill_file_set(settings: AgentSettings, storage: Storage, file_set: Any) -> str:
+def drill_file_set(settings: AgentSettings, storage: Storage, file_set: FileSet,
+                   pick: Pick) -> tuple[str, str]:
+    """The restored snapshot and what was proved of it."""
     work = Path(tempfile.mkdtemp(prefix=f"drill-{file_set.name}-",
                                  dir=Path(settings.state_dir, "drill")))
     try:
-        compared = files.restore_and_compare(settings, storage, file_set, work / "restore")
-        return (f"{compared['files']} files match their recorded hashes "
-                f"({compared['unstable']} changed during the backup and were not compared)")
+        compared = files.restore_and_compare(settings, storage, file_set, work / "restore", pick)
+        return compared["snapshot"], (
+            f"{compared['files']} files match their recorded hashes "
+            f"({compared['unstable']} changed during the backup and were not compared)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_drill(settings: AgentSettings, target: str = "primary") -> list[DrillOutcome]:
+def run_drill(settings: AgentSettings, target: str = "primary",
+              pick: Pick | None = None) -> list[records.DrillOutcome]:
+    """Restore and check every database and file set from `target`. File sets with drillPick
+    random-within restore the snapshot `pick` chooses (a new pick, logged, if None)."""
     storage = settings.storage(target)
+    pick = pick or Pick.new(dt.datetime.now(dt.UTC))
+    picking = [f.name for f in settings.file_sets if f.drill_pick != "latest"]
+    if picking:
+        log.info("drill from %s: pick %s for %s (rerun: backup-agent drill --target %s "
+                 "--pick %s)", target, pick.id, ", ".join(picking), target, pick.id)
     Path(settings.state_dir, "drill").mkdir(parents=True, exist_ok=True)
-    work: list[tuple[str, str, Any]] = [("postgres", d.name, d) for d in settings.databases]
-    work += [("files", f.name, f) for f in settings.file_sets]
     outcomes = []
-    for kind, name, item in work:
-        started = time.monotonic()
-        try:
-            if kind == "postgres":
-                detail = drill_database(settings, storage, item)
-            else:
-                detail = drill_file_set(settings, storage, item)
-            success = True
-        except Exception as error:  # any failure is a failed drill, reported, not raised
-            log.exception("drill of %s %s failed", kind, name)
-            detail, success = tools.describe_failure(error), False
-        outcomes.append(DrillOutcome(kind, name, success, time.monotonic() - started, detail))
-    write_results(settings, target, outcomes)
+    for database in settings.databases:
+        outcomes.append(_outcome(settings, target, "postgres", database.name, "",
+                                 lambda d=database: drill_database(settings, storage, d)))
+    for file_set in settings.file_sets:
+        outcomes.append(_outcome(
+            settings, target, "files", file_set.name,
+            pick.id if file_set.name in picking else "",
+            lambda f=file_set: drill_file_set(settings, storage, f, pick)))
+    records.write_drill(settings, target, outcomes)
     return outcomes
+
+
+def _outcome(settings: AgentSettings, target: str, kind: str, name: str, pick: str,
+             restore: Callable[[], tuple[str, str]]) -> records.DrillOutcome:
+    """One restore, timed; its outcome is also appended to the outcome record."""
+    started, clock = time.time(), time.monotonic()
+    try:
+        point, detail = restore()
+        success = True
+    except Exception as error:  # any failure is a failed drill, reported, not raised
+        log.exception("drill of %s %s failed", kind, name)
+        point = error.restore_point if isinstance(error, tools.RestoreFailed) else ""
+        detail, success = tools.describe_failure(error), False
+    duration = time.monotonic() - clock
+    tool = settings.walg_binary if kind == "postgres" else settings.restic_binary
+    evidence.record(settings, evidence.Outcome(
+        "drill", f"{kind}:{name}", target, started, started + duration, success, detail,
+        restore_point=point, pick=pick, tool_version=evidence.tool_version(tool)))
+    return records.DrillOutcome(kind, name, success, duration, detail, restore_point=point,
+                                pick=pick)

@@ -34,7 +34,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from backup_agent import drill, s3, tools
+from backup_agent import records, s3, tools
 from contract.agent_settings import AgentSettings, Storage
 from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
 
@@ -131,7 +131,7 @@ class BucketReader:
         self.delete_markers: dict[str, int] = {}
         self.delete_markers_scanned: float | None = None
         self.delete_marker_errors = 0
-        self.drill: drill.DrillResults | None = None  # the last drill from this target
+        self.drill: records.DrillResults | None = None  # the last drill from this target
         self.refreshes = 0
         self.up = False
         self.errors = 0
@@ -245,7 +245,7 @@ class BucketReader:
         keeps the last good values, counts an error and sets `up` to 0 (the loop goes on)."""
         try:
             self.read_bucket()
-            self.drill = drill.read_results(self.settings, self.target)
+            self.drill = records.read_drill(self.settings, self.target)
         except Exception as error:  # S3, an unexpected object, the drill's result file
             self.up = False
             self.errors += 1

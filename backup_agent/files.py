@@ -9,16 +9,21 @@ the drill flap.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from backup_agent import tools
+from backup_agent import records, tools
+from backup_agent.picks import Pick, Point
 from contract.agent_settings import AgentSettings, FileSet, Storage
+from contract.restic import rotation_groups
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +114,27 @@ def run_backup(settings: AgentSettings, file_set: FileSet) -> FilesOutcome:
         "--keep-daily", str(keep.daily), "--keep-weekly", str(keep.weekly),
         "--keep-monthly", str(keep.monthly), "--prune",
     ])
-    restic(settings, storage, ["check", f"--read-data-subset={file_set.check_subset}"])
-    log.info("file set %s: snapshot %s, %d files hashed, %d changed during the backup",
-             file_set.name, snapshot_id, len(stable), len(manifest["unstable"]))
+    subset = check_data(settings, file_set)
+    log.info("file set %s: snapshot %s, %d files hashed, %d changed during the backup, "
+             "data subset %s read", file_set.name, snapshot_id, len(stable),
+             len(manifest["unstable"]), subset)
     return FilesOutcome(snapshot_id=snapshot_id, files=len(stable),
                         unstable=len(manifest["unstable"]))
+
+
+def check_data(settings: AgentSettings, file_set: FileSet) -> str:
+    """`restic check --read-data-subset`: the file set's fixed subset, or for `rotate:<t>` the
+    next of t parts, advanced only when that part read clean (a damaged part is read again by
+    the next run, until repaired). Returns the subset read."""
+    groups = rotation_groups(file_set.check_subset)
+    if groups is None:
+        restic(settings, settings.primary, ["check", f"--read-data-subset={file_set.check_subset}"])
+        return file_set.check_subset
+    position = records.rotation(settings, file_set.name, groups)
+    subset = f"{position.next}/{groups}"
+    restic(settings, settings.primary, ["check", f"--read-data-subset={subset}"])
+    records.write_rotation(settings, file_set.name, position.advanced(time.time()))
+    return subset
 
 
 def snapshots(settings: AgentSettings, storage: Storage, file_set: FileSet) -> list[dict]:
@@ -122,30 +143,53 @@ def snapshots(settings: AgentSettings, storage: Storage, file_set: FileSet) -> l
     return json.loads(result.stdout or "[]")
 
 
+def _snapshot_time(snapshot: dict) -> float:
+    return dt.datetime.fromisoformat(snapshot["time"]).timestamp()
+
+
+def choose_snapshot(file_set: FileSet, data: list[dict], pick: Pick | None) -> dict:
+    """The newest snapshot, or for drillPick random-within the one `pick` (a new one if None)
+    chooses among those of the window."""
+    if file_set.drill_pick == "latest":
+        return max(data, key=lambda s: s["time"])
+    pick = pick or Pick.new(dt.datetime.now(dt.UTC))
+    points = [Point(s["id"], _snapshot_time(s)) for s in data]
+    chosen = pick.choose(file_set.name, points, file_set.drill_window_days)
+    if chosen is None:
+        raise RuntimeError(f"file set {file_set.name}: pick {pick.id}: no snapshot with recorded "
+                           f"hashes in the {file_set.drill_window_days} days before "
+                           f"{pick.window_end.isoformat()}")
+    log.info("file set %s: pick %s chose snapshot %s of %d in %d days", file_set.name, pick.id,
+             chosen.id[:8], len(points), file_set.drill_window_days)
+    return next(s for s in data if s["id"] == chosen.id)
+
+
 def restore_and_compare(settings: AgentSettings, storage: Storage, file_set: FileSet,
-                        target: Path) -> dict[str, int]:
-    """Restore the newest snapshot with --verify and compare it with its recorded hashes."""
+                        target: Path, pick: Pick | None = None) -> dict[str, Any]:
+    """Restore the chosen snapshot with --verify and compare it with its recorded hashes."""
     listing = snapshots(settings, storage, file_set)
     manifests = {tag: s for s in listing if MANIFEST_TAG in s.get("tags", [])
                  for tag in s["tags"] if tag.startswith("snapshot:")}
-    # The newest snapshot whose hashes were recorded (a job that died in between leaves one
-    # without; the next job's snapshot supersedes it).
+    # Only snapshots whose hashes were recorded can be picked (a job that died in between
+    # leaves one without; the next job's snapshot supersedes it).
     data = [s for s in listing
             if MANIFEST_TAG not in s.get("tags", []) and snapshot_tag(s["id"]) in manifests]
     if not data:
         raise RuntimeError(f"file set {file_set.name}: no snapshot with recorded hashes")
-    newest = max(data, key=lambda s: s["time"])
+    chosen = choose_snapshot(file_set, data, pick)
     try:
         manifest = json.loads(restic(settings, storage, [
-            "dump", manifests[snapshot_tag(newest["id"])]["id"], f"/{MANIFEST_NAME}"]).stdout)
-        restic(settings, storage, ["restore", newest["id"], "--target", str(target), "--verify"])
+            "dump", manifests[snapshot_tag(chosen["id"])]["id"], f"/{MANIFEST_NAME}"]).stdout)
+        restic(settings, storage, ["restore", chosen["id"], "--target", str(target), "--verify"])
     except tools.ToolError as error:  # restic names the files (or packs) it could not read
-        raise RuntimeError(f"file set {file_set.name}: snapshot {newest['id'][:8]}: "
-                           f"{error}") from error
-    restored = hash_tree(str(target) + path for path in newest["paths"])
+        raise tools.RestoreFailed(chosen["id"], f"file set {file_set.name}: snapshot "
+                                  f"{chosen['id'][:8]}: {error}") from error
+    restored = hash_tree(str(target) + path for path in chosen["paths"])
     expected = {str(target) + path: digest for path, digest in manifest["files"].items()}
     wrong = sorted(path for path, digest in expected.items() if restored.get(path) != digest)
     if wrong:
-        raise RuntimeError(f"file set {file_set.name}: {len(wrong)} restored files differ from "
-                           f"the snapshot's hashes, e.g. {wrong[0]}")
-    return {"files": len(expected), "unstable": len(manifest["unstable"])}
+        raise tools.RestoreFailed(chosen["id"], f"file set {file_set.name}: snapshot "
+                                  f"{chosen['id'][:8]}: {len(wrong)} restored files differ "
+                                  f"from the snapshot's hashes, e.g. {wrong[0]}")
+    return {"files": len(expected), "unstable": len(manifest["unstable"]),
+            "snapshot": chosen["id"]}

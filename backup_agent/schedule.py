@@ -23,8 +23,9 @@ from croniter import croniter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from backup_agent import drill, files, postgres, tools
+from backup_agent import drill, evidence, files, postgres, records, status, tools
 from contract.agent_settings import AgentSettings
+from contract.restic import rotation_groups
 
 log = logging.getLogger(__name__)
 # Not "job": Prometheus sets `job` to the scrape job's name and would rename this one.
@@ -32,14 +33,19 @@ JOB_LABEL = "job_id"
 
 
 def job_runner(settings: AgentSettings, job: str) -> Callable[[], str]:
-    """What a job id means; raises on failure, returns a one-line summary on success."""
+    """What a job id means; raises on failure, returns a one-line summary on success. Every
+    backup run's outcome is appended to the outcome record (`backup_agent.evidence`); the
+    drill records each restore it tries."""
     kind, _, name = job.partition(":")
     if kind == "postgres":
         database = settings.database(name)
-        return lambda: f"base backup {postgres.run_backup(settings, database).backup_name}"
+        return _recorded(settings, job, settings.walg_binary,
+                         lambda: postgres.run_backup(settings, database).backup_name,
+                         "base backup")
     if kind == "files":
         file_set = settings.file_set(name)
-        return lambda: f"snapshot {files.run_backup(settings, file_set).snapshot_id}"
+        return _recorded(settings, job, settings.restic_binary,
+                         lambda: files.run_backup(settings, file_set).snapshot_id, "snapshot")
     if kind == "drill":
         def run() -> str:
             targets = ["primary"] + (["replica"] if settings.replica else [])
@@ -50,6 +56,25 @@ def job_runner(settings: AgentSettings, job: str) -> Callable[[], str]:
             return "drill passed on " + ", ".join(targets)
         return run
     raise ValueError(f"unknown job {job!r}")
+
+
+def _recorded(settings: AgentSettings, job: str, tool: str, take: Callable[[], str],
+              what: str) -> Callable[[], str]:
+    def run() -> str:
+        started = time.time()
+        try:
+            point = take()
+        except Exception as error:
+            evidence.record(settings, evidence.Outcome(
+                "backup", job, "primary", started, time.time(), False,
+                tools.describe_failure(error), tool_version=evidence.tool_version(tool)))
+            raise
+        summary = f"{what} {point}"
+        evidence.record(settings, evidence.Outcome(
+            "backup", job, "primary", started, time.time(), True, summary, restore_point=point,
+            tool_version=evidence.tool_version(tool)))
+        return summary
+    return run
 
 
 @dataclass
@@ -203,3 +228,45 @@ class SchedulerCollector(Collector):
                                      "Failed reads of pg_stat_archiver")
         errors.add_metric([], self.scheduler.archiver_errors)
         yield from (archived, failed, last_archived, last_failed, errors)
+        yield from self._rotation_metrics()
+
+    def _rotation_metrics(self) -> Iterator[Any]:
+        """The rotating data checks (checkSubset rotate:<t>) of the file sets placed here, from
+        the state the backup job keeps."""
+        labels = ["file_set"]
+        position = GaugeMetricFamily("backup_restic_check_cycle_position",
+                                     "Parts of the current rotating check cycle read so far",
+                                     labels=labels)
+        parts = GaugeMetricFamily("backup_restic_check_cycle_parts",
+                                  "Parts of a rotating check cycle (t of rotate:<t>)",
+                                  labels=labels)
+        started = GaugeMetricFamily("backup_restic_check_cycle_started_timestamp_seconds",
+                                    "When the current rotating check cycle started",
+                                    labels=labels)
+        full = GaugeMetricFamily("backup_restic_check_last_full_cycle_timestamp_seconds",
+                                 "When a rotating check last finished reading every part",
+                                 labels=labels)
+        max_age = GaugeMetricFamily("backup_restic_check_cycle_max_age_seconds",
+                                    "How long a rotating check cycle may take (t schedule "
+                                    "intervals + 2 h)", labels=labels)
+        settings = self.scheduler.settings
+        rotating = {f.name: (f, rotation_groups(f.check_subset)) for f in settings.file_sets
+                    if f"files:{f.name}" in self.scheduler.runners
+                    and rotation_groups(f.check_subset) is not None}
+        try:
+            recorded = records.read_rotations(settings) if rotating else {}
+        except records.StateFileError as error:  # the next files job fails on it, and alerts
+            log.warning("rotating check state unreadable: %s", error)
+            recorded = {}
+        for name, (file_set, groups) in sorted(rotating.items()):
+            parts.add_metric([name], groups)
+            max_age.add_metric([name], status.check_cycle_max_age(file_set, groups))
+            found = recorded.get(name)
+            if found is None or found.groups != groups:
+                continue  # no part of this cycle has been read yet
+            position.add_metric([name], found.next - 1)
+            if found.cycle_started is not None:
+                started.add_metric([name], found.cycle_started)
+            if found.last_full_cycle is not None:
+                full.add_metric([name], found.last_full_cycle)
+        yield from (position, parts, started, full, max_age)

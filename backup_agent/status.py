@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from backup_agent.exporter import BucketReader
 from contract import schedule
-from contract.agent_settings import AgentSettings, Database
+from contract.agent_settings import AgentSettings, Database, FileSet
 from contract.layout import RESTIC_PREFIX
 
 BASE_BACKUP_GRACE_SECONDS = 2 * 3600
@@ -34,6 +34,13 @@ def base_backup_max_age(database: Database) -> int:
     itself is bounded by continuous WAL archiving (`rpoSeconds`)."""
     longest = schedule.gaps(database.schedule).longest
     return int(longest.total_seconds()) + BASE_BACKUP_GRACE_SECONDS
+
+
+def check_cycle_max_age(file_set: FileSet, groups: int) -> int:
+    """A rotating check reads one of `groups` parts per backup run: a full cycle takes
+    `groups` schedule intervals (the longest gap of the cron expression), plus a grace."""
+    longest = schedule.gaps(file_set.schedule).longest
+    return groups * int(longest.total_seconds()) + BASE_BACKUP_GRACE_SECONDS
 
 
 def snapshot_max_age(settings: AgentSettings) -> int | None:

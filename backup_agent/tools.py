@@ -47,6 +47,14 @@ class ToolError(RuntimeError):
                             else " (no output on stderr)"))
 
 
+class RestoreFailed(RuntimeError):
+    """A drill's restore of a chosen restore point failed; the message says what failed."""
+
+    def __init__(self, restore_point: str, message: str) -> None:
+        super().__init__(message)
+        self.restore_point = restore_point
+
+
 def describe_failure(error: BaseException) -> str:
     """One line for a failed step: what failed and what the tool or service said."""
     if isinstance(error, psycopg.Error):

@@ -41,7 +41,8 @@ class BackupStore(pulumi.ComponentResource):
             grant("backup", host["backup"],
                   partial(policies.backup_server_statements, keep=settings.keep)),
             grant("wal-archiver", host["wal_archiver"], policies.wal_archiver_statements),
-            grant("restore", host["restore"], policies.restore_server_statements),
+            grant("restore", host["restore"],
+                  partial(policies.restore_server_statements, records_outcomes=True)),
         ]
         replica_grants = [grant("restore", host["restore"], policies.restore_server_statements)]
         if self.roles.replication_role is not None:

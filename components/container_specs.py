@@ -96,6 +96,7 @@ def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
             keep=agent_settings.Keep(daily=f.keep.daily, weekly=f.keep.weekly,
                                      monthly=f.keep.monthly),
             check_subset=f.check_subset, schedule=f.schedule, rpo_seconds=f.rpo_seconds,
+            drill_pick=f.drill_pick, drill_window_days=f.drill_window_days,
         ) for f in file_sets),
         jobs=tuple(job.id for job in jobs),
         drill_schedule=runtime.drill_schedule,

@@ -15,6 +15,7 @@ from typing import Any, Final
 from components.layout import BACKUP_PREFIXES
 from components.settings import KeepSettings
 from contract.layout import (
+    EVIDENCE_PREFIX,
     POSTGRES_PREFIX,
     RETENTION_TAG_ACTIVE,
     RETENTION_TAG_KEY,
@@ -142,6 +143,7 @@ def backup_server_statements(bucket: BucketRef, keep: KeepSettings) -> list[Stat
             condition={"StringLike": {"s3:prefix": _prefix_patterns(BACKUP_PREFIXES)}},
         ),
         *_keep_statements(bucket, keep),
+        evidence_statement("AllowBackupServerRecordOutcomes", bucket),
         statement(
             "AllowBackupServerKey",
             ["kms:GenerateDataKey", "kms:Decrypt"],
@@ -188,20 +190,31 @@ def wal_archiver_statements(bucket: BucketRef) -> list[Statement]:
     ]
 
 
-def restore_server_statements(bucket: BucketRef) -> list[Statement]:
-    """Restores, drills and monitoring: read-only (restic runs with --no-lock there)."""
-    return [
+def evidence_statement(sid: str, bucket: BucketRef) -> Statement:
+    """The outcome record (`backup-agent report`): create objects under evidence/, nothing
+    else there — no delete, no retention or tag change; Object Lock keeps every version."""
+    return statement(sid, ["s3:PutObject"], bucket.objects(f"{EVIDENCE_PREFIX}*"))
+
+
+def restore_server_statements(bucket: BucketRef, *,
+                              records_outcomes: bool = False) -> list[Statement]:
+    """Restores, drills and monitoring: read-only on the backups (restic runs with --no-lock
+    there). In the bucket that holds the outcome record (`records_outcomes`), the drills
+    append their outcomes: PutObject under evidence/ and the data key S3 encrypts it with."""
+    prefixes = _prefix_patterns((*BACKUP_PREFIXES, EVIDENCE_PREFIX))
+    statements = [
         statement(
             "AllowReadForRestore",
             ["s3:GetObject"],
-            [bucket.objects(pattern) for pattern in _prefix_patterns(BACKUP_PREFIXES)],
+            [bucket.objects(pattern) for pattern in prefixes],
         ),
         statement(
-            # ListBucketVersions: the exporter counts delete markers (an unusual number pages).
+            # ListBucketVersions: the exporter counts delete markers (an unusual number pages),
+            # the report finds outcomes written twice.
             "AllowListForRestore",
             ["s3:ListBucket", "s3:ListBucketVersions"],
             bucket.arn,
-            condition={"StringLike": {"s3:prefix": _prefix_patterns(BACKUP_PREFIXES)}},
+            condition={"StringLike": {"s3:prefix": prefixes}},
         ),
         statement(
             "AllowDecryptForRestore",
@@ -210,6 +223,13 @@ def restore_server_statements(bucket: BucketRef) -> list[Statement]:
             condition=kms_via_s3(bucket),
         ),
     ]
+    if records_outcomes:
+        statements += [
+            evidence_statement("AllowRestoreServerRecordOutcomes", bucket),
+            statement("AllowRestoreServerOutcomeKey", ["kms:GenerateDataKey"], bucket.key_arn,
+                      condition=kms_via_s3(bucket)),
+        ]
+    return statements
 
 
 def replication_source_statements(source: BucketRef) -> list[Statement]:

@@ -86,6 +86,8 @@ class RuntimeFileSet:
     keep: Keep
     check_subset: str
     rpo_seconds: int
+    drill_pick: str = agent_settings.FileSet.drill_pick
+    drill_window_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -284,12 +286,16 @@ def _database(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeData
 
 def _file_set(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeFileSet:
     reader.reject_unknown(("name", "host", "paths", "hostname", "tags", "schedule", "keep",
-                           "checkSubset", "rpoMinutes"))
+                           "checkSubset", "rpoMinutes", "drillPick", "drillWindowDays"))
     paths = reader.strings("paths", required=True, pattern=_ABSOLUTE_PATH,
                            allowed="an absolute path")
     keep = reader.child("keep")
     keep.reject_unknown(("daily", "weekly", "monthly"))
     defaults = agent_settings.Keep
+    kept = Keep(daily=_positive(keep, "daily", defaults.daily, maximum=3660),
+                weekly=_positive(keep, "weekly", defaults.weekly, maximum=520),
+                monthly=_positive(keep, "monthly", defaults.monthly, maximum=1200))
+    pick, window = agent_settings.drill_pick(reader, kept)
     return RuntimeFileSet(
         name=_name(reader),
         host=_host_ref(reader, hosts, "backup", "a file backup job (writes to S3)"),
@@ -297,10 +303,10 @@ def _file_set(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeFile
         hostname=reader.string("hostname", required=True, allowed="a host name for restic"),
         tags=reader.strings("tags", allowed="a restic tag (text)"),
         schedule=_cron(reader, "schedule"),
-        keep=Keep(daily=_positive(keep, "daily", defaults.daily, maximum=3660),
-                  weekly=_positive(keep, "weekly", defaults.weekly, maximum=520),
-                  monthly=_positive(keep, "monthly", defaults.monthly, maximum=1200)),
+        keep=kept,
         check_subset=agent_settings.check_subset(reader, "checkSubset",
                                                  agent_settings.FileSet.check_subset),
         rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440, maximum=525600, unit="minutes"),
+        drill_pick=pick,
+        drill_window_days=window,
     )

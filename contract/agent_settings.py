@@ -29,6 +29,7 @@ TARGETS: Final = ("primary", "replica")
 COMPRESSION_METHODS: Final = ("lz4", "zstd", "lzma", "brotli")
 DRILL_JOB: Final = DRILL.id
 MAX_PORT: Final = 65535
+DRILL_PICKS: Final = ("latest", "random-within")
 
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,30}")
 NAME_ALLOWED: Final = "1-31 of a-z, 0-9, '-', starting with a letter or digit"
@@ -95,6 +96,10 @@ class FileSet:
     tags: tuple[str, ...] = ()
     keep: Keep = field(default_factory=Keep)
     check_subset: str = "5%"
+    # Which snapshot a drill restores: the newest, or one picked at random (seeded, logged)
+    # among those of the last `drill_window_days` days.
+    drill_pick: str = "latest"
+    drill_window_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -203,11 +208,12 @@ def document(settings: AgentSettings) -> dict[str, Any]:
             "retainFull": d.retain_full, "schedule": d.schedule, "rpoSeconds": d.rpo_seconds,
             "compression": d.compression,
         }) for d in settings.databases],
-        "fileSets": [{
+        "fileSets": [_without_none({
             "name": f.name, "paths": list(f.paths), "tags": list(f.tags), "hostname": f.hostname,
             "keep": {"daily": f.keep.daily, "weekly": f.keep.weekly, "monthly": f.keep.monthly},
             "checkSubset": f.check_subset, "schedule": f.schedule, "rpoSeconds": f.rpo_seconds,
-        } for f in settings.file_sets],
+            "drillPick": f.drill_pick, "drillWindowDays": f.drill_window_days,
+        }) for f in settings.file_sets],
         "jobs": list(settings.jobs),
         "drillSchedule": settings.drill_schedule,
         "resticPasswordFile": settings.restic_password_file,
@@ -286,31 +292,60 @@ def _database(reader: Reader) -> Database:
 
 
 def check_subset(reader: Reader, name: str, default: str) -> str:
-    """restic's --read-data-subset value, validated as restic 0.14 does (contract.restic)."""
+    """restic's --read-data-subset value, validated as restic 0.14 does, or the agent's
+    rotate:<t> (contract.restic)."""
     value = reader.string(name, default, allowed=restic.SUBSET_ALLOWED)
-    problem = restic.read_data_subset_problem(value)
+    problem = restic.check_subset_problem(value)
     if problem is not None:
         reader.fail(name, f"{problem}; allowed: {restic.SUBSET_ALLOWED}")
     return value
 
 
+def keep_span_days(keep: Keep) -> int:
+    """How far back `restic forget --keep-daily/weekly/monthly` is sure to keep a snapshot
+    (months counted as 28 days): a drill window must not reach further."""
+    return max(keep.daily, 7 * keep.weekly, 28 * keep.monthly)
+
+
+def drill_pick(reader: Reader, keep: Keep) -> tuple[str, int | None]:
+    """`drillPick` and `drillWindowDays` of a file set: the window is required for
+    random-within, refused otherwise, and must lie inside what the keep rules keep."""
+    pick = reader.choice("drillPick", DRILL_PICKS, FileSet.drill_pick)
+    if pick == "latest":
+        if reader.has("drillWindowDays"):
+            reader.fail("drillWindowDays", "applies only to drillPick random-within; allowed: "
+                                           "no drillWindowDays with drillPick latest")
+        return pick, None
+    span = keep_span_days(keep)
+    window = reader.integer("drillWindowDays", required=True, unit="days")
+    if window > span:
+        reader.fail("drillWindowDays", f"{window} reaches past what keep keeps ({span} days: "
+                    f"daily {keep.daily}, weekly {keep.weekly} x 7, monthly {keep.monthly} x "
+                    f"28); allowed: 1 to {span} days, or longer keep rules")
+    return pick, window
+
+
 def _file_set(reader: Reader) -> FileSet:
     reader.reject_unknown(("name", "paths", "tags", "hostname", "keep", "checkSubset",
-                           "schedule", "rpoSeconds"))
+                           "schedule", "rpoSeconds", "drillPick", "drillWindowDays"))
     keep_reader = reader.child("keep")
     keep_reader.reject_unknown(("daily", "weekly", "monthly"))
+    keep = Keep(daily=keep_reader.integer("daily", Keep.daily),
+                weekly=keep_reader.integer("weekly", Keep.weekly),
+                monthly=keep_reader.integer("monthly", Keep.monthly))
+    pick, window = drill_pick(reader, keep)
     return FileSet(
         name=reader.string("name", required=True, pattern=NAME, allowed=NAME_ALLOWED),
         paths=reader.strings("paths", required=True, pattern=_ABSOLUTE_PATH,
                              allowed="an absolute path"),
         tags=reader.strings("tags", allowed="a restic tag (text)"),
         hostname=reader.string("hostname", required=True, allowed="a host name for restic"),
-        keep=Keep(daily=keep_reader.integer("daily", Keep.daily),
-                  weekly=keep_reader.integer("weekly", Keep.weekly),
-                  monthly=keep_reader.integer("monthly", Keep.monthly)),
+        keep=keep,
         check_subset=check_subset(reader, "checkSubset", FileSet.check_subset),
         schedule=_cron(reader, "schedule"),
         rpo_seconds=reader.integer("rpoSeconds", required=True, unit="seconds"),
+        drill_pick=pick,
+        drill_window_days=window,
     )
 
 

@@ -67,3 +67,7 @@ def segment_position(name: str) -> tuple[int, int] | None:
 def segment_name(timeline: int, number: int) -> str:
     number = max(number, 0)
     return f"{timeline:08X}{number // SEGMENTS_PER_XLOGID:08X}{number % SEGMENTS_PER_XLOGID:08X}"
+
+# The outcome record (`backup-agent report`): one object per job or drill outcome, never
+# rewritten; the roles may only create objects here (PutObject), Object Lock keeps each version.
+EVIDENCE_PREFIX: Final = "evidence/"

@@ -14,13 +14,36 @@ import re
 from typing import Final
 
 MAX_SUBSET_GROUPS: Final = 256  # "check flag --read-data-subset=n/t t must be at most 256"
+# The agent's own form, `rotate:<t>`: each run reads the next of t groups (n/t), so t runs read
+# every pack once.
+ROTATE_PREFIX: Final = "rotate:"
 SUBSET_ALLOWED: Final = (f"a percentage above 0% and at most 100% (5%, 2.5%), n/t with "
-                         f"1 <= n <= t <= {MAX_SUBSET_GROUPS} (1/7), or a size with a suffix "
-                         "b, k, m, g or t (50M)")
+                         f"1 <= n <= t <= {MAX_SUBSET_GROUPS} (1/7), a size with a suffix "
+                         f"b, k, m, g or t (50M), or rotate:<t> with 2 <= t <= "
+                         f"{MAX_SUBSET_GROUPS} (rotate:20: the next twentieth each run)")
 _GROUP = re.compile(r"\d+(/\d+)*")
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _SIZE = re.compile(r"([+-]?\d+)([bBkKmMgGtT])")
 _UNITS: Final = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def rotation_groups(value: str) -> int | None:
+    """t of a valid `rotate:<t>`, None for any other value."""
+    if value.startswith(ROTATE_PREFIX) and check_subset_problem(value) is None:
+        return int(value.removeprefix(ROTATE_PREFIX))
+    return None
+
+
+def check_subset_problem(value: str) -> str | None:
+    """None if `value` is a `checkSubset` the agent accepts: what restic accepts for
+    --read-data-subset, or `rotate:<t>`; else what is wrong."""
+    if value.startswith(ROTATE_PREFIX):
+        groups = value.removeprefix(ROTATE_PREFIX)
+        if not groups.isdigit() or not 2 <= int(groups) <= MAX_SUBSET_GROUPS:
+            return (f"{value!r}: rotate:<t> needs a whole number t from 2 to "
+                    f"{MAX_SUBSET_GROUPS}")
+        return None
+    return read_data_subset_problem(value)
 
 
 def read_data_subset_problem(value: str) -> str | None:

@@ -78,8 +78,9 @@ def test_check_subsets_restic_refuses_are_refused(value):
     error = refused(changed(runtime__fileSets__0__checkSubset=value))
     assert error.key == f"{PROJECT}:runtime.fileSets[0].checkSubset"
     assert error.problem.endswith("allowed: a percentage above 0% and at most 100% (5%, 2.5%), "
-                                  "n/t with 1 <= n <= t <= 256 (1/7), or a size with a suffix "
-                                  "b, k, m, g or t (50M)")
+                                  "n/t with 1 <= n <= t <= 256 (1/7), a size with a suffix "
+                                  "b, k, m, g or t (50M), or rotate:<t> with 2 <= t <= 256 "
+                                  "(rotate:20: the next twentieth each run)")
 
 
 @pytest.mark.parametrize("value", ["50M", "1G", "2.5%", "100%", "1/7", "7/7", "256/256"])

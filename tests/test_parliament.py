@@ -42,7 +42,8 @@ def test_every_generated_policy_is_clean(prod_documents):
         ("trust-policy-has-no-resource", "AllowS3Replication"),
         *(("kms-key-policy-resource-star", sid) for sid in (
             "EnableKeyAdministration", "AllowBackupServerKey", "AllowWalArchiverKey",
-            "AllowDecryptForRestore", "AllowReplicationDecrypt", "AllowReplicationEncrypt",
+            "AllowDecryptForRestore", "AllowRestoreServerOutcomeKey", "AllowReplicationDecrypt",
+            "AllowReplicationEncrypt",
             "AllowS3DeleteEventsKey", "AllowCloudWatchAlarmsKey")),
     }
 

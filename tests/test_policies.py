@@ -22,6 +22,8 @@ WAL_ROLE = f"arn:aws:iam::{ACCOUNT}:role/wal-archiver"
 REPLICATION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/biometrics-backups-replication"
 BACKUP_OBJECTS = [f"{PRIMARY}/postgres/*", f"{PRIMARY}/restic/*"]
 PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["postgres/*", "restic/*"]}}
+# The restore role also reads the outcome record (backup-agent report).
+RESTORE_PREFIX_CONDITION = {"StringLike": {"s3:prefix": ["postgres/*", "restic/*", "evidence/*"]}}
 
 
 def via_s3(region: str, bucket_arn: str) -> dict:
@@ -114,14 +116,21 @@ def test_primary_bucket_policy(prod_documents, keys):
         {"Sid": "AllowBackupServerList", "Effect": "Allow", "Principal": {"AWS": BACKUP_ROLE},
          "Action": ["s3:ListBucket"], "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
         *KEEP_RETENTION,
+        # The outcome record: create objects under evidence/, nothing else there.
+        {"Sid": "AllowBackupServerRecordOutcomes", "Effect": "Allow",
+         "Principal": {"AWS": BACKUP_ROLE}, "Action": ["s3:PutObject"],
+         "Resource": f"{PRIMARY}/evidence/*"},
         {"Sid": "AllowWalArchiverWrite", "Effect": "Allow", "Principal": {"AWS": WAL_ROLE},
          "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
          "Resource": f"{PRIMARY}/postgres/*/wal_005/*"},
         {"Sid": "AllowReadForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
-         "Action": ["s3:GetObject"], "Resource": BACKUP_OBJECTS},
+         "Action": ["s3:GetObject"], "Resource": [*BACKUP_OBJECTS, f"{PRIMARY}/evidence/*"]},
         {"Sid": "AllowListForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
          "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": PRIMARY,
-         "Condition": PREFIX_CONDITION},
+         "Condition": RESTORE_PREFIX_CONDITION},
+        {"Sid": "AllowRestoreServerRecordOutcomes", "Effect": "Allow",
+         "Principal": {"AWS": RESTORE_ROLE}, "Action": ["s3:PutObject"],
+         "Resource": f"{PRIMARY}/evidence/*"},
         {"Sid": "AllowReplicationSourceBucket", "Effect": "Allow",
          "Principal": {"AWS": REPLICATION_ROLE},
          "Action": ["s3:GetReplicationConfiguration", "s3:ListBucket"], "Resource": PRIMARY},
@@ -141,10 +150,10 @@ def test_replica_bucket_policy_allows_only_restore_reads_and_replication(prod_do
         *transport_denies(REPLICA),
         {"Sid": "AllowReadForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
          "Action": ["s3:GetObject"],
-         "Resource": [f"{REPLICA}/postgres/*", f"{REPLICA}/restic/*"]},
+         "Resource": [f"{REPLICA}/postgres/*", f"{REPLICA}/restic/*", f"{REPLICA}/evidence/*"]},
         {"Sid": "AllowListForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
          "Action": ["s3:ListBucket", "s3:ListBucketVersions"], "Resource": REPLICA,
-         "Condition": PREFIX_CONDITION},
+         "Condition": RESTORE_PREFIX_CONDITION},
         {"Sid": "AllowReplicationDestination", "Effect": "Allow",
          "Principal": {"AWS": REPLICATION_ROLE},
          "Action": ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
@@ -180,6 +189,9 @@ def test_primary_key_policy(prod_documents):
          "Condition": PRIMARY_KMS},
         {"Sid": "AllowDecryptForRestore", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
          "Action": ["kms:Decrypt"], "Resource": "*", "Condition": PRIMARY_KMS},
+        {"Sid": "AllowRestoreServerOutcomeKey", "Effect": "Allow",
+         "Principal": {"AWS": RESTORE_ROLE}, "Action": ["kms:GenerateDataKey"], "Resource": "*",
+         "Condition": PRIMARY_KMS},
         {"Sid": "AllowReplicationDecrypt", "Effect": "Allow",
          "Principal": {"AWS": REPLICATION_ROLE},
          "Action": ["kms:Decrypt"], "Resource": "*", "Condition": PRIMARY_KMS},
@@ -212,6 +224,8 @@ def test_role_policies(prod_documents, keys):
         {"Sid": "AllowBackupServerList", "Effect": "Allow", "Action": ["s3:ListBucket"],
          "Resource": PRIMARY, "Condition": PREFIX_CONDITION},
         *({k: v for k, v in item.items() if k != "Principal"} for item in KEEP_RETENTION),
+        {"Sid": "AllowBackupServerRecordOutcomes", "Effect": "Allow",
+         "Action": ["s3:PutObject"], "Resource": f"{PRIMARY}/evidence/*"},
         {"Sid": "AllowBackupServerKey", "Effect": "Allow",
          "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": keys["primary"],
          "Condition": PRIMARY_KMS},
@@ -228,14 +242,23 @@ def test_role_policies(prod_documents, keys):
         ("backup-primary", PRIMARY, keys["primary"], PRIMARY_KMS),
         ("backup-replica", REPLICA, keys["replica"], REPLICA_KMS),
     ):
+        # Drills append their outcomes to the primary's record only (the replica takes writes
+        # from replication alone).
+        appends = [
+            {"Sid": "AllowRestoreServerRecordOutcomes", "Effect": "Allow",
+             "Action": ["s3:PutObject"], "Resource": f"{PRIMARY}/evidence/*"},
+            {"Sid": "AllowRestoreServerOutcomeKey", "Effect": "Allow",
+             "Action": ["kms:GenerateDataKey"], "Resource": key, "Condition": condition},
+        ] if bucket == PRIMARY else []
         assert prod_documents[f"{component}/restore-access.json"] == document([
             {"Sid": "AllowReadForRestore", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": [f"{bucket}/postgres/*", f"{bucket}/restic/*"]},
+             "Resource": [f"{bucket}/postgres/*", f"{bucket}/restic/*", f"{bucket}/evidence/*"]},
             {"Sid": "AllowListForRestore", "Effect": "Allow",
              "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
-             "Resource": bucket, "Condition": PREFIX_CONDITION},
+             "Resource": bucket, "Condition": RESTORE_PREFIX_CONDITION},
             {"Sid": "AllowDecryptForRestore", "Effect": "Allow", "Action": ["kms:Decrypt"],
              "Resource": key, "Condition": condition},
+            *appends,
         ])
     assert prod_documents["backup-primary/replication-access.json"] == document([
         {"Sid": "AllowReplicationSourceBucket", "Effect": "Allow",

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 
 from backup_agent import config
 from contract.agent_settings import AgentSettings
@@ -32,6 +33,7 @@ FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
 PG_USER = "postgres"
 REGION = "eu-central-1"
 TABLES = ("users", "sessions", "biometrics_data")
+RESTIC_PASSWORD = "correct horse battery staple"
 
 
 def postgres_bindir() -> Path:
@@ -106,10 +108,7 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def bucket(moto_endpoint: str) -> str:
-    name = f"backups-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION).create_bucket(
-        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
-    return name
+    return create_bucket(moto_endpoint)
 
 
 @pytest.fixture
@@ -150,6 +149,10 @@ def fake_walg() -> Iterator[Path]:
         six = Path(six_module.__file__)
     shutil.copy(six, site / six.name)
     shutil.copy(FAKE_WALG, directory / "wal-g.py")
+    # Compiled once here, by the interpreter that runs them: the postgres user cannot write
+    # __pycache__ in this tree, so every call would compile botocore again (about 0.25 s each).
+    subprocess.run(["/usr/bin/python3", "-m", "compileall", "-q", str(site)], check=True,
+                   stdout=subprocess.DEVNULL)
     wrapper = directory / "wal-g"
     wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec /usr/bin/python3 '
                        f'{directory / "wal-g.py"} "$@"\n')
@@ -166,6 +169,13 @@ def restic_binary() -> str:
     return required_tool("restic", "restic")
 
 
+def create_bucket(endpoint: str, prefix: str = "backups") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name=REGION).create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    return name
+
+
 def write_secret(directory: Path, name: str, value: str) -> str:
     path = directory / name
     path.write_text(value + "\n")
@@ -173,34 +183,69 @@ def write_secret(directory: Path, name: str, value: str) -> str:
     return str(path)
 
 
-@pytest.fixture
-def agent_settings(moto_endpoint: str, bucket: str, shared_dir: Path,
-                   fake_walg: Path) -> Callable[..., AgentSettings]:
-    """Settings as the component renders them, pointed at moto; `**overrides` replace keys."""
-    secrets = shared_dir / "secrets"
+def settings_maker(endpoint: str, bucket: str, directory: Path,
+                   walg: Path) -> Callable[..., AgentSettings]:
+    """Settings as the component renders them, pointed at moto and written to
+    `directory/settings.json`; `**overrides` replace keys."""
+    secrets = directory / "secrets"
     secrets.mkdir()
-    restic_password = write_secret(secrets, "restic-password", "correct horse battery staple")
+    restic_password = write_secret(secrets, "restic-password", RESTIC_PASSWORD)
 
     def make(**overrides: Any) -> AgentSettings:
         data: dict[str, Any] = {
             "role": "backup",
-            "primary": {"bucket": bucket, "region": REGION, "endpoint": moto_endpoint},
+            "primary": {"bucket": bucket, "region": REGION, "endpoint": endpoint},
             "databases": [],
             "fileSets": [],
             "jobs": [],
             "drillSchedule": "0 6 * * *",
             "resticPasswordFile": restic_password,
-            "stateDir": str(shared_dir / "state"),
+            "stateDir": str(directory / "state"),
             "retry": {"attempts": 1, "delaySeconds": 0},
-            "walgBinary": str(fake_walg),
+            "walgBinary": str(walg),
             "postgresBin": str(PG_BIN),
             "drillRunAs": PG_USER,
             "drillTimeoutSeconds": 60,
             "refreshSeconds": 0.2,
         }
         data.update(overrides)
-        path = shared_dir / "settings.json"
+        path = directory / "settings.json"
         path.write_text(json.dumps(data))
         return config.load(path)
 
     return make
+
+
+@pytest.fixture
+def agent_settings(moto_endpoint: str, bucket: str, shared_dir: Path,
+                   fake_walg: Path) -> Callable[..., AgentSettings]:
+    """`settings_maker` for this test's bucket and directory."""
+    return settings_maker(moto_endpoint, bucket, shared_dir, fake_walg)
+
+
+def copy_bucket(s3: Any, source: str, target: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source):
+        for item in page.get("Contents", []):
+            s3.copy_object(Bucket=target, Key=item["Key"],
+                           CopySource={"Bucket": source, "Key": item["Key"]})
+
+
+# --- the prod stack file with runtime values changed -----------------------------------------
+
+def raw_prod() -> dict[str, Any]:
+    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    return {key.split(":", 1)[1]: value for key, value in document.items()
+            if key.startswith("biometrics-backup:")}
+
+
+def with_runtime(**changes: Any) -> dict[str, Any]:
+    raw = raw_prod()
+    runtime = json.loads(json.dumps(raw["runtime"]))
+    for path, value in changes.items():
+        target = runtime
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target[part]
+        target[last] = value
+    raw["runtime"] = runtime
+    return raw

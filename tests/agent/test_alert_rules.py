@@ -51,7 +51,7 @@ def test_rules_pass_promtool_unit_tests(promtool):
     check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
                            text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 14 rules found" in check.stdout
+    assert "SUCCESS: 15 rules found" in check.stdout
     test = subprocess.run([promtool, "test", "rules", "backup-alerts.test.yml"],
                           cwd=RULES.parent, capture_output=True, text=True, check=False)
     assert test.returncode == 0, test.stdout + test.stderr

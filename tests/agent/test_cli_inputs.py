@@ -129,6 +129,26 @@ def test_an_empty_or_malformed_settings_file(write, text, problem):
     ({"databases": [{"name": "biometrics", "host": "db", "dbname": "d", "tables": ["users"],
                      "schedule": "0 0 30 2 *", "rpoSeconds": 1}]}, "databases[0].schedule",
      "the text '0 0 30 2 *' never fires (no such date, e.g. 30 February)"),
+    *[({"fileSets": [{"name": "app", "paths": ["/app"], "hostname": "app", "checkSubset": value,
+                      "schedule": "0 3 * * *", "rpoSeconds": 1}]}, "fileSets[0].checkSubset",
+       f"{value!r}: rotate:<t> needs a whole number t from 2 to 256; allowed: ")
+      for value in ("rotate:1", "rotate:257", "rotate:x", "rotate:")],
+    ({"fileSets": [{"name": "app", "paths": ["/app"], "hostname": "app", "drillPick": "oldest",
+                    "schedule": "0 3 * * *", "rpoSeconds": 1}]}, "fileSets[0].drillPick",
+     "got the text 'oldest'; allowed: latest, random-within"),
+    ({"fileSets": [{"name": "app", "paths": ["/app"], "hostname": "app",
+                    "drillPick": "random-within", "schedule": "0 3 * * *", "rpoSeconds": 1}]},
+     "fileSets[0].drillWindowDays", "is required; allowed: a whole number of days >= 1"),
+    ({"fileSets": [{"name": "app", "paths": ["/app"], "hostname": "app", "drillWindowDays": 7,
+                    "schedule": "0 3 * * *", "rpoSeconds": 1}]}, "fileSets[0].drillWindowDays",
+     "applies only to drillPick random-within; allowed: no drillWindowDays with drillPick "
+     "latest"),
+    ({"fileSets": [{"name": "app", "paths": ["/app"], "hostname": "app",
+                    "drillPick": "random-within", "drillWindowDays": 29,
+                    "keep": {"daily": 7, "weekly": 4, "monthly": 1},
+                    "schedule": "0 3 * * *", "rpoSeconds": 1}]}, "fileSets[0].drillWindowDays",
+     "29 reaches past what keep keeps (28 days: daily 7, weekly 4 x 7, monthly 1 x 28); "
+     "allowed: 1 to 28 days, or longer keep rules"),
     ({"listenAddress": "localhost"}, "listenAddress",
      "got the text 'localhost'; allowed: an IP address to listen on"),
     ({"bogus": 1}, "bogus", "unknown key; allowed: role, primary, "),
@@ -158,6 +178,9 @@ def test_wrong_types_and_unknown_keys_are_named(write, changes, key, problem):
     (("keep", "biometrics", "latest"),
      "error: argument backup: got 'latest'; allowed: a backup_name from wal-g backup-list "
      "(base_<24 hex digits>)"),
+    (("drill", "--pick", "yesterday"),
+     "error: argument --pick: got 'yesterday'; allowed: a pick id as a drill logged it: "
+     "YYYYMMDDTHHMMSSZ-<8 hex digits>"),
     (("exporter", "--port", "70000"),
      "error: argument --port: got '70000'; allowed: a port from 1 to 65535"),
     (("exporter", "--port", "0"),

@@ -19,6 +19,8 @@ from contract.schedule import interval_days as schedule_interval_days
 from review.recording import run_program
 from tests.conftest import ROOT, stack_config
 
+from .conftest import raw_prod, with_runtime
+
 SECRETS = {
     "biometrics-backup:resticPassword": "restic-password-for-the-test",
     "biometrics-backup:databasePasswords": json.dumps({"biometrics": "db-password-for-the-test"}),
@@ -180,26 +182,6 @@ def test_preview_without_secrets_uses_placeholders_and_warns(stack_run):
 # --- cross-validation of the runtime settings -----------------------------------------------
 
 
-def raw_prod() -> dict[str, Any]:
-    import yaml
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in document.items()
-            if key.startswith("biometrics-backup:")}
-
-
-def with_runtime(**changes: Any) -> dict[str, Any]:
-    raw = raw_prod()
-    runtime = json.loads(json.dumps(raw["runtime"]))
-    for path, value in changes.items():
-        target = runtime
-        *parents, last = path.split(".")
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target[part]
-        target[last] = value
-    raw["runtime"] = runtime
-    return raw
-
-
 def test_prod_runtime_is_valid():
     settings = parse_settings(raw_prod(), stack="prod")
     assert settings.runtime is not None
@@ -226,6 +208,14 @@ def test_prod_runtime_is_valid():
      "(runtime schedule '0 2 1 * *' = every 31 day(s))"),
     ({"fileSets.0.schedule": "every day"}, "runtime.fileSets[0].schedule",
      "the text 'every day' has 2 fields; allowed: five"),
+    ({"fileSets.0.checkSubset": "rotate:300"}, "runtime.fileSets[0].checkSubset",
+     "'rotate:300': rotate:<t> needs a whole number t from 2 to 256; allowed: "),
+    ({"fileSets.0.drillPick": "random-within"}, "runtime.fileSets[0].drillWindowDays",
+     "is required; allowed: a whole number of days >= 1"),
+    ({"fileSets.0.drillPick": "random-within", "fileSets.0.drillWindowDays": 400},
+     "runtime.fileSets[0].drillWindowDays", "400 reaches past what keep keeps"),
+    ({"fileSets.0.drillWindowDays": 30}, "runtime.fileSets[0].drillWindowDays",
+     "applies only to drillPick random-within"),
 ])
 def test_runtime_settings_are_refused_with_the_key_named(changes, key, message):
     with pytest.raises(ConfigError) as error:

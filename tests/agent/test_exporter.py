@@ -15,26 +15,11 @@ from botocore.config import Config
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import cli, drill, exporter, status, status_page
+from backup_agent import cli, exporter, records, status, status_page
 from backup_agent.exporter import BucketReader, CountingClient, segment_name
 
 from .conftest import REGION, free_port, wait_for_port
-
-ROOT = "postgres/biometrics/"
-
-
-def sentinel(finish: str, system_identifier: int = 7301234567890123456) -> bytes:
-    return json.dumps({"LSN": 67108904, "FinishLSN": 67109160, "PgVersion": 150006,
-                       "SystemIdentifier": system_identifier, "Version": 2,
-                       "StartTime": "2026-01-01T00:00:00.000000Z", "FinishTime": finish,
-                       "DateFmt": "%Y-%m-%dT%H:%M:%S.%fZ", "IsPermanent": False}).encode()
-
-
-def put_backup(s3, bucket, name, finish, body=None):
-    s3.put_object(Bucket=bucket, Key=f"{ROOT}basebackups_005/{name}/tar_partitions/part_001.tar",
-                  Body=b"x")
-    s3.put_object(Bucket=bucket, Key=f"{ROOT}basebackups_005/{name}_backup_stop_sentinel.json",
-                  Body=body if body is not None else sentinel(finish))
+from .wal_g_objects import ROOT, metric_values, only, put_backup
 
 
 def put_wal(s3, bucket, first, count, timeline=1):
@@ -58,19 +43,6 @@ def settings(agent_settings):
                    "schedule": "0 3 * * *", "rpoSeconds": 86400}],
         walRelistMargin=4, fullRelistEvery=100,
     )
-
-
-def metric_values(collector) -> dict[str, dict[tuple, float]]:
-    values: dict[str, dict[tuple, float]] = {}
-    for family in collector.collect():
-        for sample in family.samples:
-            values.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return values
-
-
-def only(values, name):
-    [value] = values[name].values()
-    return value
 
 
 def test_reports_repository_state_not_scrape_time(settings, s3, bucket):
@@ -203,10 +175,10 @@ def test_status_rows_show_each_backup_against_its_limit(settings, s3, bucket, sh
     finish = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
     put_backup(s3, bucket, "base_000000010000000000000002",
                finish.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    drill.write_results(settings, "primary", [
-        drill.DrillOutcome("postgres", "biometrics", True, 12.5, "ok"),
-        drill.DrillOutcome("files", "app", False, 3.0, "hash mismatch")])
-    finished = drill.read_results(settings, "primary").finished
+    records.write_drill(settings, "primary", [
+        records.DrillOutcome("postgres", "biometrics", True, 12.5, "ok"),
+        records.DrillOutcome("files", "app", False, 3.0, "hash mismatch")])
+    finished = records.read_drill(settings, "primary").finished
     arguments = ["--settings", str(shared_dir / "settings.json"), "status"]
     # A check: what is late or failed makes it exit 1, named in one line.
     problems = ("error: status: primary database biometrics: wal none, beyond 1 d; primary "

@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
-from backup_agent import drill, exporter
+from backup_agent import exporter, records
 from backup_agent.exporter import BucketReader, parse_sentinel
 
 from .conftest import free_port, wait_for_port
-from .test_exporter import metric_values, only, put_backup, sentinel
+from .wal_g_objects import metric_values, only, put_backup, sentinel
 
 VALID = "2026-01-01T00:10:00.000000Z"
 OLD_FINISH = 1767226200.0  # VALID as a timestamp
@@ -70,14 +70,14 @@ def refresh_metrics(collector) -> tuple[float, float, float | None]:
 
 @pytest.mark.parametrize("damage", ["directory", "not-json", "wrong-types", "other-target"])
 def test_an_unreadable_drill_result_keeps_the_last_one_and_says_so(settings, bucket, damage):
-    drill.write_results(settings, "primary", [drill.DrillOutcome("postgres", "biometrics", True,
+    records.write_drill(settings, "primary", [records.DrillOutcome("postgres", "biometrics", True,
                                                                  12.5, "ok")])
     reader = BucketReader(settings, "primary", settings.primary)
     collector = exporter.BackupCollector(settings, [reader])
     assert reader.refresh()
     up, errors, good_refresh = refresh_metrics(collector)
     assert (up, errors) == (1, 0)
-    path = drill.result_path(settings, "primary")
+    path = records.drill_path(settings, "primary")
     path.unlink()
     if damage == "directory":
         path.mkdir()
@@ -96,13 +96,13 @@ def test_an_unreadable_drill_result_keeps_the_last_one_and_says_so(settings, buc
 
 
 def test_the_reason_an_unreadable_drill_result_is_refused_names_the_field(settings):
-    path = drill.result_path(settings, "primary")
+    path = records.drill_path(settings, "primary")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"target": "primary", "finished": 1.0,
                                 "outcomes": [{"kind": "files", "name": "app", "success": "yes",
                                               "duration_seconds": 1.0}]}))
-    with pytest.raises(drill.DrillResultsError) as error:
-        drill.read_results(settings, "primary")
+    with pytest.raises(records.StateFileError) as error:
+        records.read_drill(settings, "primary")
     assert str(error.value) == f"{path}: outcomes[0].success: got the text 'yes'; allowed: " \
                                "true or false"
 
@@ -140,12 +140,12 @@ def test_any_exception_in_a_refresh_is_counted_and_the_loop_goes_on(settings, s3
 
 def test_metrics_stay_http_200_while_refreshes_fail(settings, s3, bucket):
     put_backup(s3, bucket, "base_000000010000000000000002", VALID)
-    drill.write_results(settings, "primary", [drill.DrillOutcome("files", "app", False, 3.0,
+    records.write_drill(settings, "primary", [records.DrillOutcome("files", "app", False, 3.0,
                                                                  "snapshot 1234abcd: ...")])
     reader = BucketReader(settings, "primary", settings.primary)
     collector = exporter.BackupCollector(settings, [reader])
     assert reader.refresh()
-    path = drill.result_path(settings, "primary")
+    path = records.drill_path(settings, "primary")
     path.write_bytes(b"\x00" * 10)
     assert not reader.refresh()
     registry = CollectorRegistry()

@@ -30,7 +30,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from backup_agent import config, drill, status, status_page
+from backup_agent import config, records, status, status_page
 from backup_agent.exporter import BucketReader, segment_name
 from contract import agent_settings
 from contract.agent_settings import AgentSettings, SettingsError
@@ -97,7 +97,7 @@ def live(moto_endpoint: str) -> Iterator[Live]:
         "primary": {"bucket": primary, "region": REGION, "endpoint": moto_endpoint},
         "databases": databases,
         "fileSets": [{"name": "app", "paths": ["/app"], "hostname": "app",
-                      "schedule": "0 3 * * *", "rpoSeconds": 86400}],
+                      "schedule": "0 3 * * *", "rpoSeconds": 86400, "checkSubset": "rotate:4"}],
         "stateDir": str(directory / "state"),
         "resticPasswordFile": str(password),
     }
@@ -116,9 +116,12 @@ def live(moto_endpoint: str) -> Iterator[Live]:
         "metricsPort": scheduler_port, "refreshSeconds": 1,
     }))
     settings = config.load(exporter_settings)
-    drill.write_results(settings, "primary", [
-        drill.DrillOutcome("postgres", "biometrics", True, 42.0, "counts equal"),
-        drill.DrillOutcome("files", "app", False, 3.0, "hash mismatch: /app/secret-name.txt")])
+    records.write_drill(settings, "primary", [
+        records.DrillOutcome("postgres", "biometrics", True, 42.0, "counts equal"),
+        records.DrillOutcome("files", "app", False, 3.0, "hash mismatch: /app/secret-name.txt")])
+    # The backup host's rotating check of app: two of four parts read since the last cycle.
+    records.write_rotation(settings, "app", records.Rotation(
+        4, 3, (now - dt.timedelta(days=2)).timestamp(), (now - dt.timedelta(days=2)).timestamp()))
     processes = []
     for path, command in ((exporter_settings, "exporter"), (scheduler_settings, "schedule")):
         with (directory / f"{command}.log").open("wb") as log:

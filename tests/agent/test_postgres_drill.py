@@ -15,11 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from backup_agent import drill, exporter, postgres, tools
+from backup_agent import drill, exporter, postgres, records, tools
 
 from .conftest import PG_BIN, PG_USER, REGION, TABLES, free_port, write_secret
 
 BACKUP_PASSWORD = "backup-role-password"
+WRITES_AROUND_THE_BACKUP = 20  # transactions committed before and after run_backup
 
 
 def as_postgres(*argv: str, env: dict[str, str] | None = None) -> list[str]:
@@ -134,6 +135,12 @@ class Writer(threading.Thread):
                 self.committed += 1
                 time.sleep(0.005)  # WAL volume the fake wal-g archives in time
 
+    def wait_for(self, committed: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.committed < committed:
+            assert self.is_alive() and time.monotonic() < deadline, "the writer stopped writing"
+            time.sleep(0.01)
+
 
 def live_counts(database) -> dict[str, int]:
     with psycopg.connect(host=str(database["socket"]), port=database["port"], user="postgres",
@@ -146,9 +153,9 @@ def test_backup_under_writes_then_drill_recovers_exact_counts(pg_settings, datab
     writer = Writer(database)
     writer.start()
     try:
-        time.sleep(0.3)
+        writer.wait_for(WRITES_AROUND_THE_BACKUP)  # writes before the backup...
         point = postgres.run_backup(settings, settings.database("biometrics"))
-        time.sleep(0.3)
+        writer.wait_for(writer.committed + WRITES_AROUND_THE_BACKUP)  # ...and after it
     finally:
         writer.stop.set()
         writer.join()
@@ -196,17 +203,19 @@ def test_backup_under_writes_then_drill_recovers_exact_counts(pg_settings, datab
         f"base backup {point.backup_name} (restore point {point.restore_point}): the restored "
         "server exited during recovery: ")
     assert list(Path(restore.state_dir, "drill").iterdir()) == []
-    results = drill.read_results(restore, "primary")
+    results = records.read_drill(restore, "primary")
     assert [o.success for o in results.outcomes] == [False]
 
 
 def test_retention_deletes_older_full_backups_and_their_wal(pg_settings, s3, bucket):
     settings = pg_settings(retain_full=1)
     database = settings.database("biometrics")
-    names = []
-    for _ in range(2):
-        names.append(postgres.run_backup(settings, database).backup_name)
-        time.sleep(1.1)  # moto's LastModified has one-second resolution
+    names = [postgres.run_backup(settings, database).backup_name]
+    # moto's LastModified has one-second resolution: the second backup starts a second later.
+    second = int(time.time()) + 1
+    while time.time() < second:
+        time.sleep(0.01)
+    names.append(postgres.run_backup(settings, database).backup_name)
     with tools.pgpass_file(database) as pgpass:
         env = tools.walg_env(settings.primary, database) | tools.libpq_env(database, pgpass)
         assert postgres.backup_names(settings, env) == names[1:]  # retainFull = 1

@@ -9,7 +9,7 @@ from components.container_specs import SCHEDULER_HOST_PORT, container_specs
 from components.scrape_config import scrape_config
 from components.settings import ConfigError, parse_settings
 
-from .test_containers import with_runtime
+from .conftest import with_runtime
 
 
 def targets(raw: dict) -> dict[str, list[tuple[str, dict]]]:

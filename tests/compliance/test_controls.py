@@ -134,7 +134,7 @@ def test_resource_star_passes_only_for_actions_aws_cannot_scope(prod_declared):
     assert unscoped.status == "pass"
     finding = next(f for f in unscoped.findings
                    if f.subject == "backup-primary-backup-access (identity)")
-    assert finding.evidence == ("6 Allow statement(s) name actions and resources (Resource \"*\" "
+    assert finding.evidence == ("7 Allow statement(s) name actions and resources (Resource \"*\" "
                                 "in ListAliases: actions AWS cannot scope to a resource)")
     assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
                                 grant(["kms:ListAliases", "kms:Decrypt"])),

@@ -74,6 +74,16 @@ def _restore_may_write(document: dict[str, Any]) -> None:
     document["Statement"][0]["Action"].append("s3:PutObject")
 
 
+def _restore_appends_elsewhere(document: dict[str, Any]) -> None:
+    """The outcome-record grant widened from evidence/ to the backups."""
+    _statement(document, "AllowRestoreServerRecordOutcomes")["Resource"] = \
+        "arn:aws:s3:::biometrics-backups/restic/*"
+
+
+def _restore_rewrites_outcomes(document: dict[str, Any]) -> None:
+    _statement(document, "AllowRestoreServerRecordOutcomes")["Action"].append("s3:DeleteObject")
+
+
 def _statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
     return next(s for s in document["Statement"] if s["Sid"] == sid)
 
@@ -262,6 +272,14 @@ FAILING_EDITS = [
      lambda r: edit_policy(r, "backup-replica-restore-access", _restore_may_write),
      [("restore-server", "backup-replica-restore-access: AllowReadForRestore grants "
                          "s3:PutObject")]),
+    ("iam-restore-role-read-only",
+     lambda r: edit_policy(r, "backup-primary-restore-access", _restore_appends_elsewhere),
+     [("restore-server", "backup-primary-restore-access: AllowRestoreServerRecordOutcomes "
+                         "grants s3:PutObject")]),
+    ("iam-restore-role-read-only",
+     lambda r: edit_policy(r, "backup-primary-restore-access", _restore_rewrites_outcomes),
+     [("restore-server", "backup-primary-restore-access: AllowRestoreServerRecordOutcomes "
+                         "grants s3:PutObject, s3:DeleteObject")]),
 ]
 
 
