@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -36,28 +35,11 @@ from prometheus_client.registry import Collector
 
 from backup_agent import records, s3, tools
 from contract.agent_settings import AgentSettings, Storage
-from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX
+from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX, segment_name, segment_position
 
 log = logging.getLogger(__name__)
 
 SENTINEL_SUFFIX = "_backup_stop_sentinel.json"
-SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial)?"
-                     r"(\.(lz4|zst|br|lzma|gz|lzo))?\.?$")
-SEGMENTS_PER_XLOGID = 256
-
-
-def segment_position(name: str) -> tuple[int, int] | None:
-    match = SEGMENT.match(name)
-    if not match:
-        return None
-    return int(match.group(1), 16), int(match.group(2), 16) * SEGMENTS_PER_XLOGID + int(
-        match.group(3), 16)
-
-
-def segment_name(timeline: int, number: int) -> str:
-    number = max(number, 0)
-    return f"{timeline:08X}{number // SEGMENTS_PER_XLOGID:08X}{number % SEGMENTS_PER_XLOGID:08X}"
-
 
 def parse_time(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

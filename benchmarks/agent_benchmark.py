@@ -32,9 +32,10 @@ from pathlib import Path
 import boto3
 
 from backup_agent import files
-from backup_agent.exporter import BucketReader, segment_name
+from backup_agent.exporter import BucketReader
 from contract import agent_settings
 from contract.agent_settings import AgentSettings
+from contract.layout import segment_name
 
 REGION = "eu-central-1"
 

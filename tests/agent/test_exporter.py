@@ -16,7 +16,8 @@ from prometheus_client import start_http_server
 from prometheus_client.registry import CollectorRegistry
 
 from backup_agent import cli, exporter, records, status, status_page
-from backup_agent.exporter import BucketReader, CountingClient, segment_name
+from backup_agent.exporter import BucketReader, CountingClient
+from contract.layout import segment_name
 
 from .conftest import REGION, free_port, wait_for_port
 from .wal_g_objects import ROOT, metric_values, only, put_backup

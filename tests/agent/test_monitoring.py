@@ -31,9 +31,10 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from backup_agent import config, records, status, status_page
-from backup_agent.exporter import BucketReader, segment_name
+from backup_agent.exporter import BucketReader
 from contract import agent_settings
 from contract.agent_settings import AgentSettings, SettingsError
+from contract.layout import segment_name
 from tests.conftest import required_tool
 
 from .chromium import Chromium
