@@ -431,3 +431,21 @@ def test_the_replica_exempts_break_glass_with_the_replication_role(stack_run):
         "ArnNotEquals": {"aws:PrincipalArn": [REPLICATION_ROLE, glass]}}
     primary = {s["Sid"] for s in documents["backup-primary/policy.json"]["Statement"]}
     assert "DenyReplicaWritesExceptReplication" not in primary
+
+
+def test_bucket_documents_place_each_statement_by_the_service_it_is_built_for():
+    # The builder's fields decide where a statement goes, not its action's prefix: a KMS
+    # statement reaches the key policy only, an S3 one the bucket policy only, both the role's.
+    bucket = BucketRef("biometrics-backups", "eu-central-1",
+                       f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/k")
+    s3 = policies.statement("S3Part", ["s3:GetObject"], bucket.objects())
+    kms = policies.statement("KmsPart", ["kms:Decrypt"], bucket.key_arn)
+    grant = policies.RoleAccess("restore", RESTORE_ROLE,
+                                lambda ref: policies.Access(s3=(s3,), kms=(kms,)))
+    documents = policies.bucket_documents(bucket, ACCOUNT, [grant], None, max_retention_days=90)
+    in_bucket_policy = [s["Sid"] for s in documents.bucket_policy["Statement"]]
+    assert "S3Part" in in_bucket_policy and "KmsPart" not in in_bucket_policy
+    assert documents.key_policy["Statement"][1:] == [
+        {"Sid": "KmsPart", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
+         "Action": ["kms:Decrypt"], "Resource": "*"}]
+    assert documents.role_policies == {"restore": policies.policy_document([s3, kms])}
