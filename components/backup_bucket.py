@@ -18,6 +18,7 @@ from components.settings import (
     LifecycleSettings,
     ObjectLockSettings,
 )
+from contract.layout import BUCKET_ROLE_TAG
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class BackupBucket(pulumi.ComponentResource):
             bucket=args.bucket.bucket_name,
             object_lock_enabled=args.object_lock.enabled,
             region=region,
+            tags={BUCKET_ROLE_TAG: "backup"},
             opts=guarded,
         )
         self.versioning = aws.s3.BucketVersioning(
@@ -197,7 +199,7 @@ class BackupBucket(pulumi.ComponentResource):
         with Object Lock default retention cannot be a log target."""
         log_name = f"{name}-access-logs"
         log_bucket = aws.s3.Bucket(log_name, bucket=args.bucket.log_bucket_name, region=region,
-                                   opts=guarded)
+                                   tags={BUCKET_ROLE_TAG: "log"}, opts=guarded)
         versioning = aws.s3.BucketVersioning(
             f"{log_name}-versioning", bucket=log_bucket.id,
             versioning_configuration=bucket_config.to_pulumi_args(bucket_config.versioning()),

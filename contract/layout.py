@@ -67,3 +67,12 @@ def segment_position(name: str) -> tuple[int, int] | None:
 def segment_name(timeline: int, number: int) -> str:
     number = max(number, 0)
     return f"{timeline:08X}{number // SEGMENTS_PER_XLOGID:08X}{number % SEGMENTS_PER_XLOGID:08X}"
+
+
+# What a bucket or a role is for, as a tag the stack sets on it. The compliance controls, offline
+# and in the CrossGuard policy pack (which sees the same inputs), recognise resources by these
+# tags, never by their resource names.
+BUCKET_ROLE_TAG: Final = "biometrics-backup:bucket"
+BUCKET_ROLES: Final = ("backup", "log")
+ROLE_PURPOSE_TAG: Final = "biometrics-backup:purpose"
+ROLE_PURPOSES: Final = ("backup", "wal-archiver", "restore", "replication")
