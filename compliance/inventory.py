@@ -4,18 +4,18 @@ The same view is built from the offline preview's recorded resources (review.inv
 from the resources CrossGuard hands a policy pack, so one rule serves both. Inputs are
 camelCase, as recorded.
 
-How a resource's role is recognised (explicit, by what the URN and names show, not by values):
+How a resource's role is recognised: by what the components declare and CrossGuard sees too
+(types, inputs, tags, property dependencies), never by resource names:
 
-* a **BackupBucket** is a component of type `biometrics:backup:BackupBucket`;
-* its **log bucket** is the `aws:s3/bucket:Bucket` child whose resource name ends in
-  `-access-logs`; its **backup bucket** is the other `Bucket` child;
+* a **backup bucket** or **log bucket** is an `aws:s3/bucket:Bucket` tagged
+  `biometrics-backup:bucket = backup | log` (contract.layout.BUCKET_ROLE_TAG); its component is
+  its parent (a `biometrics:backup:BackupBucket`);
 * a bucket's configuration (versioning, policy, lifecycle, ...) is the resource whose `bucket`
-  input names it; when that input is unknown (a real first preview), a child of the same
-  BackupBucket belongs to the log bucket when its name starts with the log bucket's resource
-  name, otherwise to the backup bucket. Elsewhere an unknown `bucket` stays unresolved, and the
-  controls that need it report "unknown" instead of guessing;
-* a role's **purpose** comes from the role policies the BackupBucket declares for it, named
-  `<bucket component>-<purpose>-access` (purposes: backup, wal-archiver, restore, replication);
+  input names it; when that input is unknown (a real first preview), the bucket its `bucket`
+  input depends on (the engine's property dependencies). Otherwise an unknown `bucket` stays
+  unresolved, and the controls that need it report "unknown" instead of guessing;
+* a role's **purpose** is its tag `biometrics-backup:purpose` (contract.layout.ROLE_PURPOSE_TAG:
+  backup, wal-archiver, restore, replication);
 * **containers** are `docker:index/container:Container` resources;
 * the **organization guard**'s documents are the components of type
   `biometrics:backup:ResourceControlPolicy` and `...:ServiceControlPolicy` (rendered for the
@@ -35,12 +35,11 @@ from functools import cached_property
 from typing import Any, Final, Literal
 
 from components.layout import TYPE_PREFIX
+from contract.layout import BUCKET_ROLE_TAG, BUCKET_ROLES, ROLE_PURPOSE_TAG, ROLE_PURPOSES
 
 BACKUP_BUCKET_COMPONENT: Final = f"{TYPE_PREFIX}:BackupBucket"
 RESOURCE_CONTROL_POLICY: Final = f"{TYPE_PREFIX}:ResourceControlPolicy"
 SERVICE_CONTROL_POLICY: Final = f"{TYPE_PREFIX}:ServiceControlPolicy"
-LOG_BUCKET_NAME_SUFFIX: Final = "-access-logs"
-ROLE_POLICY_NAME_SUFFIX: Final = "-access"
 
 BUCKET: Final = "aws:s3/bucket:Bucket"
 BUCKET_POLICY: Final = "aws:s3/bucketPolicy:BucketPolicy"
@@ -99,6 +98,8 @@ class Declared:
     name: str
     inputs: Mapping[str, Any]
     parent: str = ""  # URN of the parent resource, "" for none
+    # The URNs each input depends on (the engine's property dependencies; offline, none).
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def parent_type(self) -> str:
@@ -276,14 +277,13 @@ class Inventory:
 
 def build_inventory(resources: Iterable[Declared]) -> Inventory:
     resources = tuple(resources)
-    components = [r for r in resources if r.type == BACKUP_BUCKET_COMPONENT]
-    buckets = _buckets(resources, components)
+    buckets = _buckets(resources)
     classified = {b.resource.urn for b in buckets}
     # Sorted by name: the order resources register in is not part of what they declare.
     return Inventory(
         resources=resources,
         buckets=tuple(sorted(buckets, key=lambda b: (b.label, b.resource.name))),
-        roles=tuple(sorted(_roles(resources, components), key=lambda r: r.resource.name)),
+        roles=tuple(sorted(_roles(resources), key=lambda r: r.resource.name)),
         containers=tuple(sorted((ContainerView(r) for r in resources if r.type == CONTAINER),
                                 key=lambda c: c.resource.name)),
         policies=tuple(sorted((PolicyDocument(r, POLICY_FIELDS[r.type][1])
@@ -294,18 +294,20 @@ def build_inventory(resources: Iterable[Declared]) -> Inventory:
     )
 
 
-def _buckets(resources: tuple[Declared, ...],
-             components: list[Declared]) -> tuple[BucketView, ...]:
-    found: list[tuple[str, Declared, Declared]] = []  # (role, bucket, component)
-    for component in components:
-        for child in resources:
-            if child.parent == component.urn and child.type == BUCKET:
-                role = "log" if child.name.endswith(LOG_BUCKET_NAME_SUFFIX) else "backup"
-                found.append((role, child, component))
-    by_name = {b.inputs.get("bucket"): b.urn for _, b, _ in found
+def _tag(resource: Declared, key: str, allowed: tuple[str, ...]) -> str | None:
+    tags = resource.inputs.get("tags")
+    value = tags.get(key) if isinstance(tags, Mapping) else None
+    return value if value in allowed else None
+
+
+def _buckets(resources: tuple[Declared, ...]) -> tuple[BucketView, ...]:
+    components = {r.urn: r.name for r in resources if r.type == BACKUP_BUCKET_COMPONENT}
+    found = [(role, r) for r in resources
+             if r.type == BUCKET and (role := _tag(r, BUCKET_ROLE_TAG, BUCKET_ROLES))]
+    by_name = {b.inputs.get("bucket"): b.urn for _, b in found
                if isinstance(b.inputs.get("bucket"), str)}
-    attached: dict[str, list[Declared]] = {b.urn: [] for _, b, _ in found}
-    unresolved: dict[str, list[Declared]] = {b.urn: [] for _, b, _ in found}
+    attached: dict[str, list[Declared]] = {b.urn: [] for _, b in found}
+    unresolved: dict[str, list[Declared]] = {b.urn: [] for _, b in found}
     for resource in resources:
         if resource.type == BUCKET or "bucket" not in resource.inputs:
             continue
@@ -316,45 +318,31 @@ def _buckets(resources: tuple[Declared, ...],
             if target in by_name:
                 attached[by_name[target]].append(resource)
             continue
-        # Unknown bucket: the naming convention inside a BackupBucket, else unresolved.
-        siblings = [(role, b) for role, b, c in found if c.urn == resource.parent]
-        if siblings:
-            log = [b for role, b in siblings if role == "log"]
-            backup = [b for role, b in siblings if role == "backup"]
-            is_log = any(resource.name.startswith(f"{b.name}-") for b in log)
-            for bucket in (log if is_log else backup):
-                attached[bucket.urn].append(resource)
-        else:
-            for _, bucket, _ in found:
-                unresolved[bucket.urn].append(resource)
+        depends_on = [b for _, b in found
+                      if b.urn in resource.property_dependencies.get("bucket", ())]
+        for bucket in depends_on or [b for _, b in found]:
+            (attached if depends_on else unresolved)[bucket.urn].append(resource)
     return tuple(
-        BucketView(role=role, resource=bucket, component=component.name,  # type: ignore[arg-type]
+        BucketView(role=role, resource=bucket,  # type: ignore[arg-type]
+                   component=components.get(bucket.parent, ""),
                    attached=tuple(attached[bucket.urn]),
                    unresolved=tuple(unresolved[bucket.urn]))
-        for role, bucket, component in found
+        for role, bucket in found
     )
 
 
-def _roles(resources: tuple[Declared, ...], components: list[Declared]) -> tuple[RoleView, ...]:
-    component_names = {c.urn: c.name for c in components}
-    purposes: dict[str, set[str]] = {}
+def _roles(resources: tuple[Declared, ...]) -> tuple[RoleView, ...]:
     policies: dict[str, list[Declared]] = {}
     for policy in resources:
-        if policy.type != ROLE_POLICY or not isinstance(policy.inputs.get("role"), str):
-            continue
-        role_name = policy.inputs["role"]
-        policies.setdefault(role_name, []).append(policy)
-        component = component_names.get(policy.parent)
-        if component and policy.name.endswith(ROLE_POLICY_NAME_SUFFIX):
-            purpose = policy.name.removeprefix(f"{component}-").removesuffix(
-                ROLE_POLICY_NAME_SUFFIX)
-            purposes.setdefault(role_name, set()).add(purpose)
+        if policy.type == ROLE_POLICY and isinstance(policy.inputs.get("role"), str):
+            policies.setdefault(policy.inputs["role"], []).append(policy)
     views = []
     for role in resources:
         if role.type != ROLE:
             continue
         name = role.inputs.get("name")
         role_name = name if isinstance(name, str) else role.name
-        views.append(RoleView(role, role_name, tuple(sorted(purposes.get(role_name, ()))),
+        purpose = _tag(role, ROLE_PURPOSE_TAG, ROLE_PURPOSES)
+        views.append(RoleView(role, role_name, (purpose,) if purpose else (),
                               tuple(policies.get(role_name, ()))))
     return tuple(views)

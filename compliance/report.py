@@ -193,7 +193,7 @@ def to_markdown(report: Report) -> str:
               *(f"- {item}" for item in scenarios.NOT_MODELLED),
               "", "## Cost model", "", *costs.as_markdown(report.cost)]
     if report.inventory.unclassified_buckets:
-        lines += ["", "## Buckets outside any BackupBucket", "",
+        lines += ["", "## Buckets without a bucket-role tag", "",
                   "No control judges these (their role is unknown):", "",
                   *(f"- {b.name}" for b in report.inventory.unclassified_buckets)]
     return "\n".join(lines) + "\n"

@@ -11,25 +11,25 @@ import pulumi_aws as aws
 
 from components import bucket_config, policies
 from components.layout import TYPE_PREFIX
-from components.policies import BucketRef, RoleAccess, Statement, to_json
+from components.policies import Access, BucketDocuments, BucketRef, RoleAccess, to_json
 from components.settings import (
     BucketSettings,
     KeepSettings,
     LifecycleSettings,
     ObjectLockSettings,
 )
-
-KEY_POLICY_SELF = "*"  # in a key policy the Resource is always the key itself
+from contract.layout import BUCKET_ROLE_TAG
 
 
 @dataclass(frozen=True)
 class RoleGrant:
-    """A role's access to a bucket: `statements` builds its statements for a given bucket."""
+    """A role's access to a bucket, by purpose: the role's name and ARN (BackupRoles' outputs)
+    and the builder of its statements."""
 
-    label: str
+    purpose: str
     role_name: pulumi.Input[str]
     role_arn: pulumi.Input[str]
-    statements: Callable[[BucketRef], list[Statement]]
+    access: Callable[[BucketRef], Access]
 
 
 @dataclass(frozen=True)
@@ -57,22 +57,14 @@ class BackupBucket(pulumi.ComponentResource):
         region = args.bucket.region
         child = pulumi.ResourceOptions(parent=self)
         guarded = pulumi.ResourceOptions(parent=self, protect=args.protect)
-        arns = [grant.role_arn for grant in args.grants]
-
-        def key_policy(values: list[Any]) -> str:
-            account_id, *role_arns = values
-            ref = BucketRef(args.bucket.bucket_name, region, KEY_POLICY_SELF)
-            return to_json(policies.key_policy(account_id, [
-                RoleAccess(arn, tuple(grant.statements(ref)))
-                for grant, arn in zip(args.grants, role_arns, strict=True)
-            ]))
-
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"Encrypts the backups in s3://{args.bucket.bucket_name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.all(args.account_id, *arns).apply(key_policy),
+            # Built before the key exists: the key policy names the key as "*".
+            policy=self._documents(args, policies.KEY_POLICY_SELF).apply(
+                lambda documents: to_json(documents.key_policy)),
             tags=dict(args.key_tags),
             region=region,
             # Destroying the stack must not crypto-shred backups Object Lock still keeps.
@@ -87,6 +79,7 @@ class BackupBucket(pulumi.ComponentResource):
             bucket=args.bucket.bucket_name,
             object_lock_enabled=args.object_lock.enabled,
             region=region,
+            tags={BUCKET_ROLE_TAG: "backup"},
             opts=guarded,
         )
         self.versioning = aws.s3.BucketVersioning(
@@ -112,34 +105,20 @@ class BackupBucket(pulumi.ComponentResource):
         self._lifecycle(f"{name}-lifecycle", self.bucket, self.versioning,
                         bucket_config.lifecycle(args.lifecycle), region)
 
-        def bucket_policy(values: list[Any]) -> str:
-            key_arn, replicated_by, *role_arns = values
-            ref = BucketRef(args.bucket.bucket_name, region, key_arn)
-            return to_json(policies.bucket_policy(
-                ref,
-                [RoleAccess(arn, tuple(grant.statements(ref)))
-                 for grant, arn in zip(args.grants, role_arns, strict=True)],
-                args.break_glass_arn,
-                max_retention_days=args.keep.max_days,
-                replicated_by=replicated_by,
-            ))
-
+        documents = self._documents(args, self.key.arn)
         aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.key.arn, args.replicated_by, *arns).apply(
-                bucket_policy),
+            policy=documents.apply(lambda d: to_json(d.bucket_policy)),
             region=region,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access_block]),
         )
         for grant in args.grants:
             aws.iam.RolePolicy(
-                f"{name}-{grant.label}-access",
+                f"{name}-{grant.purpose}-access",
                 role=grant.role_name,
-                policy=self.key.arn.apply(
-                    lambda key_arn, grant=grant: to_json(policies.role_policy(grant.statements(
-                        BucketRef(args.bucket.bucket_name, region, key_arn))))
-                ),
+                policy=documents.apply(
+                    lambda d, purpose=grant.purpose: to_json(d.role_policies[purpose])),
                 opts=child,
             )
         self.log_bucket = self._access_logs(name, args, region, guarded, child)
@@ -155,6 +134,25 @@ class BackupBucket(pulumi.ComponentResource):
             "region": region,
             "logBucketName": self.log_bucket.bucket,
         })
+
+    @staticmethod
+    def _documents(args: BackupBucketArgs,
+                   key_arn: pulumi.Input[str]) -> pulumi.Output[BucketDocuments]:
+        """The bucket's policy documents once the key ARN and the role ARNs are known."""
+        def build(values: list[Any]) -> BucketDocuments:
+            key, account_id, replicated_by, *role_arns = values
+            return policies.bucket_documents(
+                BucketRef(args.bucket.bucket_name, args.bucket.region, key),
+                account_id,
+                [RoleAccess(grant.purpose, arn, grant.access)
+                 for grant, arn in zip(args.grants, role_arns, strict=True)],
+                args.break_glass_arn,
+                max_retention_days=args.keep.max_days,
+                replicated_by=replicated_by,
+            )
+
+        return pulumi.Output.all(key_arn, args.account_id, args.replicated_by,
+                                 *(grant.role_arn for grant in args.grants)).apply(build)
 
     def _harden(self, name: str, bucket: aws.s3.Bucket, region: str,
                 opts: pulumi.ResourceOptions, *,
@@ -201,7 +199,7 @@ class BackupBucket(pulumi.ComponentResource):
         with Object Lock default retention cannot be a log target."""
         log_name = f"{name}-access-logs"
         log_bucket = aws.s3.Bucket(log_name, bucket=args.bucket.log_bucket_name, region=region,
-                                   opts=guarded)
+                                   tags={BUCKET_ROLE_TAG: "log"}, opts=guarded)
         versioning = aws.s3.BucketVersioning(
             f"{log_name}-versioning", bucket=log_bucket.id,
             versioning_configuration=bucket_config.to_pulumi_args(bucket_config.versioning()),
@@ -211,8 +209,8 @@ class BackupBucket(pulumi.ComponentResource):
                                            encryption=bucket_config.access_log_encryption())
         self._lifecycle(f"{log_name}-lifecycle", log_bucket, versioning,
                         bucket_config.access_log_lifecycle(args.access_log_days), region)
-        log_bucket_arn = f"arn:aws:s3:::{args.bucket.log_bucket_name}"
-        source_arn = f"arn:aws:s3:::{args.bucket.bucket_name}"
+        log_bucket_arn = policies.bucket_arn(args.bucket.log_bucket_name)
+        source_arn = policies.bucket_arn(args.bucket.bucket_name)
         aws.s3.BucketPolicy(
             f"{log_name}-policy",
             bucket=log_bucket.id,

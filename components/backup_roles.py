@@ -13,6 +13,7 @@ from components import policies
 from components.layout import TYPE_PREFIX
 from components.policies import to_json
 from components.settings import RoleSettings
+from contract.layout import ROLE_PURPOSE_TAG
 
 # Role purposes, as a platform engineer reads them in the IAM console.
 ROLE_DESCRIPTIONS = {
@@ -20,6 +21,9 @@ ROLE_DESCRIPTIONS = {
     "restore": "Restore host: restores, drills and monitoring; read-only on both backup buckets",
     "wal_archiver": "Database hosts: wal-g wal-push from archive_command; write-only on WAL",
 }
+# The purpose each role is tagged with (contract.layout.ROLE_PURPOSES), by its settings field.
+ROLE_PURPOSES = {"backup": "backup", "restore": "restore", "wal_archiver": "wal-archiver",
+                 "replication": "replication"}
 
 
 class BackupRoles(pulumi.ComponentResource):
@@ -39,6 +43,7 @@ class BackupRoles(pulumi.ComponentResource):
                 name=role_name,
                 description=description,
                 assume_role_policy=to_json(policies.ec2_trust_policy()),
+                tags={ROLE_PURPOSE_TAG: ROLE_PURPOSES[purpose]},
                 opts=child,
             )
             self.host_roles[purpose] = role
@@ -55,6 +60,7 @@ class BackupRoles(pulumi.ComponentResource):
                     lambda account: to_json(policies.replication_trust_policy(
                         account, replication_source_arn))
                 ),
+                tags={ROLE_PURPOSE_TAG: ROLE_PURPOSES["replication"]},
                 opts=child,
             )
         self.register_outputs({

@@ -13,7 +13,7 @@ from components.alerts import BackupAlerts, ReplicationWatch
 from components.backup_bucket import BackupBucket, BackupBucketArgs, RoleGrant
 from components.backup_roles import BackupRoles
 from components.layout import TYPE_PREFIX
-from components.policies import BucketRef, Statement
+from components.policies import Access, BucketRef
 from components.replication import BucketReplication
 from components.settings import BucketSettings, StackSettings
 
@@ -26,31 +26,33 @@ class BackupStore(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:BackupStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        primary_arn = f"arn:aws:s3:::{settings.primary.bucket_name}"
+        # The roles come before the buckets (bucket and key policies name them): the trust
+        # policy names the primary by its configured name.
+        primary_arn = policies.bucket_arn(settings.primary.bucket_name)
         self.roles = BackupRoles(
             f"{name}-roles", settings.roles, account_id=account_id,
             replication_source_arn=primary_arn if settings.replica else None, opts=child,
         )
         host = self.roles.host_roles
 
-        def grant(label: str, role: aws.iam.Role,
-                  statements: Callable[[BucketRef], list[Statement]]) -> RoleGrant:
-            return RoleGrant(label, role.name, role.arn, statements)
+        def grant(purpose: str, role: aws.iam.Role,
+                  access: Callable[[BucketRef], Access]) -> RoleGrant:
+            return RoleGrant(purpose, role.name, role.arn, access)
 
         primary_grants = [
             grant("backup", host["backup"],
-                  partial(policies.backup_server_statements, keep=settings.keep)),
-            grant("wal-archiver", host["wal_archiver"], policies.wal_archiver_statements),
+                  partial(policies.backup_server_access, keep=settings.keep)),
+            grant("wal-archiver", host["wal_archiver"], policies.wal_archiver_access),
             grant("restore", host["restore"],
-                  partial(policies.restore_server_statements, records_outcomes=True)),
+                  partial(policies.restore_server_access, records_outcomes=True)),
         ]
-        replica_grants = [grant("restore", host["restore"], policies.restore_server_statements)]
+        replica_grants = [grant("restore", host["restore"], policies.restore_server_access)]
         if self.roles.replication_role is not None:
             replication = self.roles.replication_role
             primary_grants.append(
-                grant("replication", replication, policies.replication_source_statements))
+                grant("replication", replication, policies.replication_source_access))
             replica_grants.append(
-                grant("replication", replication, policies.replication_destination_statements))
+                grant("replication", replication, policies.replication_destination_access))
 
         def bucket(component: str, bucket_settings: BucketSettings, grants: list[RoleGrant],
                    replicated_by: pulumi.Input[str] | None = None) -> BackupBucket:

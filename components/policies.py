@@ -8,7 +8,7 @@ into the bucket policy and the KMS part into the key policy. No second copy can 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,6 +23,7 @@ from contract.layout import (
 )
 
 POLICY_VERSION: Final = "2012-10-17"
+KEY_POLICY_SELF: Final = "*"  # in a key policy the Resource is always the key itself
 Statement = dict[str, Any]
 Document = dict[str, Any]
 
@@ -68,10 +69,23 @@ class BucketRef:
 
     @property
     def arn(self) -> str:
-        return f"arn:aws:s3:::{self.name}"
+        return bucket_arn(self.name)
 
     def objects(self, pattern: str = "*") -> str:
         return f"{self.arn}/{pattern}"
+
+
+def bucket_arn(name: str) -> str:
+    return f"arn:aws:s3:::{name}"
+
+
+@dataclass(frozen=True)
+class Access:
+    """One role's access to one bucket, by service: the S3 statements go into the bucket
+    policy, the KMS statements into the key policy, both (S3 first) into the role's policy."""
+
+    s3: tuple[Statement, ...]
+    kms: tuple[Statement, ...]
 
 
 def policy_document(statements: Iterable[Statement]) -> Document:
@@ -120,11 +134,11 @@ def _prefix_patterns(prefixes: Sequence[str]) -> list[str]:
 # --- what each role may do -----------------------------------------------------------------
 
 
-def backup_server_statements(bucket: BucketRef, keep: KeepSettings) -> list[Statement]:
+def backup_server_access(bucket: BucketRef, keep: KeepSettings) -> Access:
     """wal-g and restic on the backup hosts: read, write and delete current objects in their
     prefixes (restic locks and prune, `wal-g delete retain`); never a version. Plus what
     `backup-agent keep` needs for the configured protection, and nothing that shortens it."""
-    return [
+    return Access(s3=(
         statement(
             "AllowBackupServerWrite",
             [
@@ -144,13 +158,14 @@ def backup_server_statements(bucket: BucketRef, keep: KeepSettings) -> list[Stat
         ),
         *_keep_statements(bucket, keep),
         evidence_statement("AllowBackupServerRecordOutcomes", bucket),
+    ), kms=(
         statement(
             "AllowBackupServerKey",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             bucket.key_arn,
             condition=kms_via_s3(bucket),
         ),
-    ]
+    ))
 
 
 def _keep_statements(bucket: BucketRef, keep: KeepSettings) -> list[Statement]:
@@ -172,22 +187,23 @@ def _keep_statements(bucket: BucketRef, keep: KeepSettings) -> list[Statement]:
     ]
 
 
-def wal_archiver_statements(bucket: BucketRef) -> list[Statement]:
+def wal_archiver_access(bucket: BucketRef) -> Access:
     """`wal-g wal-push` from archive_command on a database host: write WAL, nothing else.
     kms:Decrypt is what S3 needs to complete a multipart (SSE-KMS) upload of a 16 MB segment."""
-    return [
+    return Access(s3=(
         statement(
             "AllowWalArchiverWrite",
             ["s3:PutObject", "s3:AbortMultipartUpload"],
             bucket.objects(WAL_KEY_PATTERN),
         ),
+    ), kms=(
         statement(
             "AllowWalArchiverKey",
             ["kms:GenerateDataKey", "kms:Decrypt"],
             bucket.key_arn,
             condition=kms_via_s3(bucket),
         ),
-    ]
+    ))
 
 
 def evidence_statement(sid: str, bucket: BucketRef) -> Statement:
@@ -196,13 +212,15 @@ def evidence_statement(sid: str, bucket: BucketRef) -> Statement:
     return statement(sid, ["s3:PutObject"], bucket.objects(f"{EVIDENCE_PREFIX}*"))
 
 
-def restore_server_statements(bucket: BucketRef, *,
-                              records_outcomes: bool = False) -> list[Statement]:
+def restore_server_access(bucket: BucketRef, *, records_outcomes: bool = False) -> Access:
     """Restores, drills and monitoring: read-only on the backups (restic runs with --no-lock
     there). In the bucket that holds the outcome record (`records_outcomes`), the drills
     append their outcomes: PutObject under evidence/ and the data key S3 encrypts it with."""
     prefixes = _prefix_patterns((*BACKUP_PREFIXES, EVIDENCE_PREFIX))
-    statements = [
+    outcomes_s3 = (evidence_statement("AllowRestoreServerRecordOutcomes", bucket),)
+    outcomes_kms = (statement("AllowRestoreServerOutcomeKey", ["kms:GenerateDataKey"],
+                              bucket.key_arn, condition=kms_via_s3(bucket)),)
+    return Access(s3=(
         statement(
             "AllowReadForRestore",
             ["s3:GetObject"],
@@ -216,27 +234,23 @@ def restore_server_statements(bucket: BucketRef, *,
             bucket.arn,
             condition={"StringLike": {"s3:prefix": prefixes}},
         ),
+        *(outcomes_s3 if records_outcomes else ()),
+    ), kms=(
         statement(
             "AllowDecryptForRestore",
             ["kms:Decrypt"],
             bucket.key_arn,
             condition=kms_via_s3(bucket),
         ),
-    ]
-    if records_outcomes:
-        statements += [
-            evidence_statement("AllowRestoreServerRecordOutcomes", bucket),
-            statement("AllowRestoreServerOutcomeKey", ["kms:GenerateDataKey"], bucket.key_arn,
-                      condition=kms_via_s3(bucket)),
-        ]
-    return statements
+        *(outcomes_kms if records_outcomes else ()),
+    ))
 
 
-def replication_source_statements(source: BucketRef) -> list[Statement]:
+def replication_source_access(source: BucketRef) -> Access:
     """The replication role on the source: exactly the documented permissions for a bucket
     with Object Lock and SSE-KMS (S3 User Guide, "Setting up permissions for live
     replication")."""
-    return [
+    return Access(s3=(
         statement(
             "AllowReplicationSourceBucket",
             ["s3:GetReplicationConfiguration", "s3:ListBucket"],
@@ -253,53 +267,48 @@ def replication_source_statements(source: BucketRef) -> list[Statement]:
             ],
             source.objects(),
         ),
+    ), kms=(
         statement(
             "AllowReplicationDecrypt",
             ["kms:Decrypt"],
             source.key_arn,
             condition=kms_via_s3(source),
         ),
-    ]
+    ))
 
 
-def replication_destination_statements(replica: BucketRef) -> list[Statement]:
+def replication_destination_access(replica: BucketRef) -> Access:
     """The replication role on the replica: write replicas and delete markers, re-encrypt."""
-    return [
+    return Access(s3=(
         statement(
             "AllowReplicationDestination",
             ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
             replica.objects(),
         ),
+    ), kms=(
         statement(
             "AllowReplicationEncrypt",
             ["kms:Encrypt"],
             replica.key_arn,
             condition=kms_via_s3(replica),
         ),
-    ]
+    ))
 
 
-def role_policy(statements: Iterable[Statement]) -> Document:
-    return policy_document(statements)
-
-
-def _with_principal(statements: Iterable[Statement], service: str, principal_arn: str,
+def _with_principal(statements: Iterable[Statement], principal_arn: str,
                     resource: str | None = None) -> list[Statement]:
-    """The statements of one service with the role as Principal (and a fixed Resource, for key
-    policies, where the Resource is always the key itself: "*")."""
-    result = []
-    for item in statements:
-        if not item["Action"][0].startswith(f"{service}:"):
-            continue
-        attached = statement(
+    """The statements with the role as Principal (and a fixed Resource, for key policies,
+    where the Resource is always the key itself: "*")."""
+    return [
+        statement(
             item["Sid"],
             item["Action"],
             resource if resource is not None else item["Resource"],
             principal={"AWS": principal_arn},
             condition=item.get("Condition"),
         )
-        result.append(attached)
-    return result
+        for item in statements
+    ]
 
 
 # --- trust policies --------------------------------------------------------------------------
@@ -491,29 +500,53 @@ def replica_write_statements(bucket: BucketRef, replication_role_arn: str,
 
 @dataclass(frozen=True)
 class RoleAccess:
-    """One role's statements on one bucket, with the role's ARN."""
+    """One role's access to a bucket: its purpose (backup, restore, ...), its ARN, and the
+    builder of its statements for a given bucket."""
 
+    purpose: str
     role_arn: str
-    statements: tuple[Statement, ...]
+    access: Callable[[BucketRef], Access]
 
 
-def bucket_policy(
+@dataclass(frozen=True)
+class BucketDocuments:
+    """Every policy document of one bucket: its bucket policy, its key's policy and, by purpose,
+    the policy of each role with access to it."""
+
+    bucket_policy: Document
+    key_policy: Document
+    role_policies: dict[str, Document]
+
+
+def bucket_documents(
     bucket: BucketRef,
+    account_id: str,
     grants: Sequence[RoleAccess],
     break_glass_arn: str | None,
     *,
     max_retention_days: int,
     replicated_by: str | None = None,
-) -> Document:
-    """`replicated_by`: for a replica, the replication role, the only writer."""
+) -> BucketDocuments:
+    """`replicated_by`: for a replica, the replication role, the only writer. The key policy
+    does not depend on `bucket.key_arn` (its Resource is the key itself), so it can be built
+    before the key exists."""
+    accesses = [(grant, grant.access(bucket)) for grant in grants]
     statements = transport_deny_statements(bucket.arn)
-    for grant in grants:
-        statements += _with_principal(grant.statements, "s3", grant.role_arn)
+    for grant, access in accesses:
+        statements += _with_principal(access.s3, grant.role_arn)
     statements += protection_statements(bucket, break_glass_arn, max_retention_days)
     statements += encryption_statements(bucket)
     if replicated_by is not None:
         statements += replica_write_statements(bucket, replicated_by, break_glass_arn)
-    return policy_document(statements)
+    key_statements = [key_administration(account_id)]
+    for grant, access in accesses:
+        key_statements += _with_principal(access.kms, grant.role_arn, resource=KEY_POLICY_SELF)
+    return BucketDocuments(
+        bucket_policy=policy_document(statements),
+        key_policy=policy_document(key_statements),
+        role_policies={grant.purpose: policy_document([*access.s3, *access.kms])
+                       for grant, access in accesses},
+    )
 
 
 def key_administration(account_id: str) -> Statement:
@@ -523,13 +556,6 @@ def key_administration(account_id: str) -> Statement:
         "*",
         principal={"AWS": f"arn:aws:iam::{account_id}:root"},
     )
-
-
-def key_policy(account_id: str, grants: Sequence[RoleAccess]) -> Document:
-    statements = [key_administration(account_id)]
-    for grant in grants:
-        statements += _with_principal(grant.statements, "kms", grant.role_arn, resource="*")
-    return policy_document(statements)
 
 
 def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account_id: str,

@@ -71,3 +71,11 @@ def segment_name(timeline: int, number: int) -> str:
 # The outcome record (`backup-agent report`): one object per job or drill outcome, never
 # rewritten; the roles may only create objects here (PutObject), Object Lock keeps each version.
 EVIDENCE_PREFIX: Final = "evidence/"
+
+# What a bucket or a role is for, as a tag the stack sets on it. The compliance controls, offline
+# and in the CrossGuard policy pack (which sees the same inputs), recognise resources by these
+# tags, never by their resource names.
+BUCKET_ROLE_TAG: Final = "biometrics-backup:bucket"
+BUCKET_ROLES: Final = ("backup", "log")
+ROLE_PURPOSE_TAG: Final = "biometrics-backup:purpose"
+ROLE_PURPOSES: Final = ("backup", "wal-archiver", "restore", "replication")

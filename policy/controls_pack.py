@@ -85,7 +85,10 @@ def _plain(value: Any, path: str) -> Any:
 
 def declared(resources: Sequence[PolicyResource]) -> list[Declared]:
     return [Declared(urn=r.urn, type=r.resource_type, name=r.name,
-                     inputs=_plain(r.props, ""), parent=r.parent.urn if r.parent else "")
+                     inputs=_plain(r.props, ""), parent=r.parent.urn if r.parent else "",
+                     property_dependencies={key: tuple(d.urn for d in dependencies)
+                                            for key, dependencies in
+                                            (r.property_dependencies or {}).items()})
             for r in resources]
 
 

@@ -72,6 +72,7 @@ def test_access_log_buckets_have_no_object_lock(prod, prod_documents, component,
     assert prod.named(f"{component}-access-logs").inputs == {
         "bucket": f"{bucket}-access-logs",
         "region": "eu-central-1" if component == "backup-primary" else "eu-west-1",
+        "tags": {"biometrics-backup:bucket": "log"},
     }
     assert prod_documents[f"{component}/access-logs-encryption.json"] == {
         "ServerSideEncryptionConfiguration": {"Rules": [

@@ -244,9 +244,12 @@ def test_role_policies(prod_documents, keys):
     ):
         # Drills append their outcomes to the primary's record only (the replica takes writes
         # from replication alone).
-        appends = [
+        # The role's policy lists its S3 statements, then its KMS statements.
+        appends_s3 = [
             {"Sid": "AllowRestoreServerRecordOutcomes", "Effect": "Allow",
              "Action": ["s3:PutObject"], "Resource": f"{PRIMARY}/evidence/*"},
+        ] if bucket == PRIMARY else []
+        appends_kms = [
             {"Sid": "AllowRestoreServerOutcomeKey", "Effect": "Allow",
              "Action": ["kms:GenerateDataKey"], "Resource": key, "Condition": condition},
         ] if bucket == PRIMARY else []
@@ -256,9 +259,10 @@ def test_role_policies(prod_documents, keys):
             {"Sid": "AllowListForRestore", "Effect": "Allow",
              "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
              "Resource": bucket, "Condition": RESTORE_PREFIX_CONDITION},
+            *appends_s3,
             {"Sid": "AllowDecryptForRestore", "Effect": "Allow", "Action": ["kms:Decrypt"],
              "Resource": key, "Condition": condition},
-            *appends,
+            *appends_kms,
         ])
     assert prod_documents["backup-primary/replication-access.json"] == document([
         {"Sid": "AllowReplicationSourceBucket", "Effect": "Allow",
@@ -454,3 +458,21 @@ def test_the_replica_exempts_break_glass_with_the_replication_role(stack_run):
         "ArnNotEquals": {"aws:PrincipalArn": [REPLICATION_ROLE, glass]}}
     primary = {s["Sid"] for s in documents["backup-primary/policy.json"]["Statement"]}
     assert "DenyReplicaWritesExceptReplication" not in primary
+
+
+def test_bucket_documents_place_each_statement_by_the_service_it_is_built_for():
+    # The builder's fields decide where a statement goes, not its action's prefix: a KMS
+    # statement reaches the key policy only, an S3 one the bucket policy only, both the role's.
+    bucket = BucketRef("biometrics-backups", "eu-central-1",
+                       f"arn:aws:kms:eu-central-1:{ACCOUNT}:key/k")
+    s3 = policies.statement("S3Part", ["s3:GetObject"], bucket.objects())
+    kms = policies.statement("KmsPart", ["kms:Decrypt"], bucket.key_arn)
+    grant = policies.RoleAccess("restore", RESTORE_ROLE,
+                                lambda ref: policies.Access(s3=(s3,), kms=(kms,)))
+    documents = policies.bucket_documents(bucket, ACCOUNT, [grant], None, max_retention_days=90)
+    in_bucket_policy = [s["Sid"] for s in documents.bucket_policy["Statement"]]
+    assert "S3Part" in in_bucket_policy and "KmsPart" not in in_bucket_policy
+    assert documents.key_policy["Statement"][1:] == [
+        {"Sid": "KmsPart", "Effect": "Allow", "Principal": {"AWS": RESTORE_ROLE},
+         "Action": ["kms:Decrypt"], "Resource": "*"}]
+    assert documents.role_policies == {"restore": policies.policy_document([s3, kms])}

@@ -39,7 +39,8 @@ def _wire(value: Any) -> Any:
 def policy_resources(resources: list[Declared],
                      unknown: tuple[str, ...] = ()) -> list[PolicyResource]:
     """What the engine hands a stack policy: props behind the unknown-checking proxy, parents
-    linked; inputs named in `unknown` replaced by pulumi_policy's unknown sentinel."""
+    and property dependencies linked; inputs named in `unknown` replaced by pulumi_policy's
+    unknown sentinel."""
     by_urn: dict[str, PolicyResource] = {}
     for resource in resources:
         props = {key: UNKNOWN_STRING_VALUE if key in unknown else _wire(value)
@@ -50,6 +51,9 @@ def policy_resources(resources: list[Declared],
     for resource in resources:
         if resource.parent in by_urn:
             by_urn[resource.urn].parent = by_urn[resource.parent]
+        by_urn[resource.urn].property_dependencies = {
+            key: [by_urn[urn] for urn in urns]
+            for key, urns in resource.property_dependencies.items()}
     return list(by_urn.values())
 
 

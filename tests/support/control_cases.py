@@ -292,15 +292,22 @@ UNKNOWN_INPUTS = ("policy", "assumeRolePolicy", "bucket", "targetBucket", "role"
 
 
 def unknown_outputs(resources: list[Declared]) -> list[Declared]:
+    """A real first preview: ARNs, ids and what is built from them unknown; the engine still
+    names the resources each input depends on (property dependencies)."""
+    bucket_urns = {r.inputs.get("bucket"): r.urn for r in resources
+                   if r.type == "aws:s3/bucket:Bucket"}
     result = []
     for resource in resources:
         inputs = dict(resource.inputs)
+        dependencies = dict(resource.property_dependencies)
         for key in UNKNOWN_INPUTS:
             if key in inputs and not (resource.type == "aws:s3/bucket:Bucket"):
                 if key == "rules" and "ServerSideEncryption" not in resource.type and \
                         "Replication" not in resource.type:
                     continue
+                if key == "bucket" and inputs[key] in bucket_urns:
+                    dependencies[key] = (bucket_urns[inputs[key]],)
                 inputs[key] = Unknown(key)
         result.append(Declared(resource.urn, resource.type, resource.name, inputs,
-                               resource.parent))
+                               resource.parent, dependencies))
     return result
