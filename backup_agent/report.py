@@ -20,6 +20,7 @@ from croniter import croniter
 
 from backup_agent import evidence, status
 from contract.agent_settings import AgentSettings
+from contract.jobs import database_job, files_job
 
 DAY = dt.timedelta(days=1)
 
@@ -38,9 +39,9 @@ class BackupJob:
 
 
 def backup_jobs(settings: AgentSettings) -> list[BackupJob]:
-    return ([BackupJob(f"postgres:{d.name}", d.schedule, status.base_backup_max_age(d))
+    return ([BackupJob(database_job(d.name).id, d.schedule, status.base_backup_max_age(d))
              for d in settings.databases]
-            + [BackupJob(f"files:{f.name}", f.schedule, f.rpo_seconds)
+            + [BackupJob(files_job(f.name).id, f.schedule, f.rpo_seconds)
                for f in settings.file_sets])
 
 

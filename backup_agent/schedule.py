@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from backup_agent import drill, evidence, files, postgres, records, status, tools
 from contract.agent_settings import AgentSettings
+from contract.jobs import Job, database_job, files_job
 from contract.restic import rotation_groups
 
 log = logging.getLogger(__name__)
@@ -36,26 +37,25 @@ def job_runner(settings: AgentSettings, job: str) -> Callable[[], str]:
     """What a job id means; raises on failure, returns a one-line summary on success. Every
     backup run's outcome is appended to the outcome record (`backup_agent.evidence`); the
     drill records each restore it tries."""
-    kind, _, name = job.partition(":")
-    if kind == "postgres":
-        database = settings.database(name)
+    parsed = Job.parse(job)
+    if parsed.kind == "postgres":
+        database = settings.database(parsed.name)
         return _recorded(settings, job, settings.walg_binary,
                          lambda: postgres.run_backup(settings, database).backup_name,
                          "base backup")
-    if kind == "files":
-        file_set = settings.file_set(name)
+    if parsed.kind == "files":
+        file_set = settings.file_set(parsed.name)
         return _recorded(settings, job, settings.restic_binary,
                          lambda: files.run_backup(settings, file_set).snapshot_id, "snapshot")
-    if kind == "drill":
-        def run() -> str:
-            targets = ["primary"] + (["replica"] if settings.replica else [])
-            failed = [f"{target}: {o.kind} {o.name}: {o.detail}" for target in targets
-                      for o in drill.run_drill(settings, target) if not o.success]
-            if failed:
-                raise RuntimeError("; ".join(failed))
-            return "drill passed on " + ", ".join(targets)
-        return run
-    raise ValueError(f"unknown job {job!r}")
+    # The drill: the one kind left (Job.parse knows no other).
+    def run() -> str:
+        targets = ["primary"] + (["replica"] if settings.replica else [])
+        failed = [f"{target}: {o.kind} {o.name}: {o.detail}" for target in targets
+                  for o in drill.run_drill(settings, target) if not o.success]
+        if failed:
+            raise RuntimeError("; ".join(failed))
+        return "drill passed on " + ", ".join(targets)
+    return run
 
 
 def _recorded(settings: AgentSettings, job: str, tool: str, take: Callable[[], str],
@@ -151,7 +151,7 @@ class Scheduler:
 
     def refresh_archiver(self) -> None:
         for database in self.settings.databases:
-            if f"postgres:{database.name}" not in self.runners:
+            if database_job(database.name).id not in self.runners:
                 continue
             try:
                 self.archiver[database.name] = postgres.archiver_status(database)
@@ -251,7 +251,7 @@ class SchedulerCollector(Collector):
                                     "intervals + 2 h)", labels=labels)
         settings = self.scheduler.settings
         rotating = {f.name: (f, rotation_groups(f.check_subset)) for f in settings.file_sets
-                    if f"files:{f.name}" in self.scheduler.runners
+                    if files_job(f.name).id in self.scheduler.runners
                     and rotation_groups(f.check_subset) is not None}
         try:
             recorded = records.read_rotations(settings) if rotating else {}

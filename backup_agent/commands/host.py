@@ -13,7 +13,8 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from backup_agent import status_page
-from contract.agent_settings import DRILL_JOB, AgentSettings
+from contract.agent_settings import AgentSettings
+from contract.jobs import DRILL, Job
 
 
 class UsageError(Exception):
@@ -51,19 +52,19 @@ def writable_state_dir(settings: AgentSettings) -> None:
 
 def check_job(settings: AgentSettings, job: str) -> None:
     """The files a job reads and the directory it writes, before it starts."""
-    kind, _, name = job.partition(":")
-    if kind == "postgres":
-        database = settings.database(name)
+    parsed = Job.parse(job)
+    if parsed.kind == "postgres":
+        database = settings.database(parsed.name)
         readable_file(f"databases[{settings.databases.index(database)}].passwordFile",
                       database.password_file,
                       f"the password of {database.user}@{database.host} (the Pulumi secret "
-                      f"databasePasswords.{name}, mounted by BackupContainers); no database "
+                      f"databasePasswords.{parsed.name}, mounted by BackupContainers); no database "
                       "job runs on a restore host")
-    if kind == "files" or (kind == DRILL_JOB and settings.file_sets):
+    if parsed.kind == "files" or (parsed == DRILL and settings.file_sets):
         readable_file("resticPasswordFile", settings.restic_password_file,
                       "the restic password (the Pulumi secret resticPassword, mounted by "
                       "BackupContainers)")
-    if kind in ("files", DRILL_JOB):
+    if parsed.kind in ("files", "drill"):
         writable_state_dir(settings)
 
 

@@ -7,6 +7,7 @@ import argparse
 from backup_agent import schedule, tools
 from backup_agent.commands.host import JobFailed, UsageError, check_job
 from contract.agent_settings import AgentSettings
+from contract.jobs import Job
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,8 +25,8 @@ def jobs_to_run(settings: AgentSettings, kind: str, name: str | None) -> list[st
             what = "database" if kind == "postgres" else "file set"
             raise UsageError(f"argument name: no {what} {name!r} in the settings; allowed: "
                              + (", ".join(names) or f"none (no {what} here)"))
-        return [f"{kind}:{name}"]
-    jobs = [job for job in settings.jobs if job.startswith(f"{kind}:")]
+        return [Job(kind, name).id]
+    jobs = [job for job in settings.jobs if Job.parse(job).kind == kind]
     if not jobs:
         raise UsageError(f"argument kind: no {kind} job is placed on this host (jobs: "
                          f"{', '.join(settings.jobs) or 'none'}); allowed: run it on the host "
