@@ -10,7 +10,8 @@ last good values stay (alerts BackupExporterCannotReadBucket and BackupExporterR
 A sentinel that does not parse, or has a missing or wrongly typed field, is counted as invalid
 (`backup_postgres_invalid_sentinels`) and the newest valid one is reported.
 
-S3 reads per refresh (storage-layouts §3):
+S3 reads per refresh (the layouts: wal-g's docs/PostgreSQL.md and storage code; restic's
+repository design, https://restic.readthedocs.io/en/stable/100_references.html):
 - base backups: one `ListObjectsV2(Delimiter="/")` of basebackups_005/ (sentinels only, backup
   folders collapse), plus one GET of each sentinel not seen before (cached by ETag);
 - WAL: `ListObjectsV2(StartAfter=<segment `margin` segments behind the newest seen>)`, so only

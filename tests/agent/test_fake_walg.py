@@ -1,5 +1,6 @@
 """The FAKE wal-g (tests/fakes/wal-g) behaves like real wal-g where the agent depends on it
-(storage-layouts §1.7-1.8), so the PostgreSQL tests exercise the agent's real calls."""
+(its storage layout: wal-g's docs/PostgreSQL.md and its internal/ storage code), so the
+PostgreSQL tests exercise the agent's real calls."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_delete_retain_keeps_history_files_and_newer_timelines(
     run_fake(fake_walg, moto_endpoint, bucket, "delete", "retain", "FULL", "1", "--confirm")
     keys = sorted(item["Key"][len(root):] for item in s3.list_objects_v2(
         Bucket=bucket, Prefix=root)["Contents"])
-    # storage-layouts §1.10: retain FULL 1 keeps base_...0C, timeline-2 WAL from 0C, .history.
+    # wal-g's `delete retain FULL 1` keeps base_...0C, timeline-2 WAL from 0C, .history.
     assert keys == [
         "basebackups_005/base_00000002000000000000000C/metadata.json",
         "basebackups_005/base_00000002000000000000000C_backup_stop_sentinel.json",
