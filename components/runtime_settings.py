@@ -23,6 +23,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from components.config_reader import ConfigError, ConfigReader
+from components.ecs_settings import EcsSettings, EfsVolume
 from contract import agent_settings, schedule
 from contract.agent_settings import MAX_PORT, NAME, NAME_ALLOWED, TABLE, TABLE_ALLOWED
 from contract.reader import describe
@@ -56,7 +57,7 @@ class DockerHost:
 @dataclass(frozen=True)
 class RuntimeDatabase:
     name: str
-    host: str
+    host: str | None  # None: placed on ECS (`placement: ecs`)
     address: str
     port: int
     user: str
@@ -66,6 +67,7 @@ class RuntimeDatabase:
     retain_full: int
     compression: str
     rpo_seconds: int
+    size_gib: int | None = None  # `sizeGiB`: what a restore needs on disk (ECS drill sizing)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Keep:
 @dataclass(frozen=True)
 class RuntimeFileSet:
     name: str
-    host: str
+    host: str | None  # None: placed on ECS (`placement: ecs`, with `efs`)
     paths: tuple[str, ...]
     hostname: str
     tags: tuple[str, ...]
@@ -88,6 +90,8 @@ class RuntimeFileSet:
     rpo_seconds: int
     drill_pick: str = agent_settings.FileSet.drill_pick
     drill_window_days: int | None = None
+    efs: EfsVolume | None = None  # where the paths live when placed on ECS
+    size_gib: int | None = None  # `sizeGiB`: what a restore needs on disk (ECS drill sizing)
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,9 @@ class RuntimeSettings:
     hosts: tuple[DockerHost, ...]
     databases: tuple[RuntimeDatabase, ...]
     file_sets: tuple[RuntimeFileSet, ...]
-    drill_host: str
+    drill_host: str | None  # None: the drill is placed on ECS
     drill_schedule: str
-    exporter_host: str
+    exporter_host: str | None  # None: the exporter is placed on ECS
     exporter_address: str
     metrics_port: int
     retry_attempts: int
@@ -107,6 +111,7 @@ class RuntimeSettings:
     scheduler_memory_mb: int
     drill_memory_mb: int
     exporter_memory_mb: int
+    ecs: EcsSettings | None = None  # `runtime.ecs`: set when anything is placed on ECS
 
     def host(self, name: str) -> DockerHost:
         return next(h for h in self.hosts if h.name == name)

@@ -117,6 +117,30 @@ class Retry:
     delay_seconds: float = 300.0
 
 
+# ECS placement: the task definition passes the settings document in this environment variable
+# (a task has no file the stack could upload); it holds no secret.
+SETTINGS_VARIABLE: Final = "BACKUP_AGENT_SETTINGS"
+
+
+@dataclass(frozen=True)
+class SecretVariable:
+    """A secret ECS injects as an environment variable (the task definition's `secrets`,
+    `valueFrom` a Secrets Manager secret): the agent writes it to `path` (mode 0400, on the
+    task's own scratch storage) and removes the variable before it starts any tool."""
+
+    variable: str
+    path: str
+
+
+@dataclass(frozen=True)
+class TaskRuntime:
+    """Set when the agent runs as a one-shot ECS task (None on a Docker host)."""
+
+    cluster: str  # the cluster's name: the overlap guard lists this job's running tasks there
+    metrics_namespace: str  # CloudWatch namespace the job's outcome metric is put into
+    secrets: tuple[SecretVariable, ...] = ()
+
+
 @dataclass(frozen=True)
 class AgentSettings:
     role: str
@@ -145,6 +169,7 @@ class AgentSettings:
     drill_superuser: str = "postgres"
     drill_run_as: str | None = None
     drill_timeout_seconds: float = 1800.0
+    task: TaskRuntime | None = None  # the ECS placement; None on a Docker host
 
     @property
     def schedules(self) -> dict[str, str]:
@@ -235,6 +260,10 @@ def document(settings: AgentSettings) -> dict[str, Any]:
         "drillSuperuser": settings.drill_superuser,
         "drillRunAs": settings.drill_run_as,
         "drillTimeoutSeconds": settings.drill_timeout_seconds,
+        "task": {"cluster": settings.task.cluster,
+                 "metricsNamespace": settings.task.metrics_namespace,
+                 "secrets": [{"variable": s.variable, "path": s.path}
+                             for s in settings.task.secrets]} if settings.task else None,
     })
 
 
@@ -244,7 +273,7 @@ KEYS: Final = ("role", "primary", "replica", "databases", "fileSets", "jobs", "d
                "resticPasswordFile", "webhookUrlFile", "stateDir", "retry", "keep", "listenAddress",
                "metricsPort", "refreshSeconds", "walRelistMargin", "fullRelistEvery",
                "deleteMarkerScanSeconds", "postgresBin", "walgBinary", "resticBinary",
-               "drillSuperuser", "drillRunAs", "drillTimeoutSeconds")
+               "drillSuperuser", "drillRunAs", "drillTimeoutSeconds", "task")
 
 def _path(reader: Reader, name: str, default: str | None = None, *,
           required: bool = False) -> Any:
@@ -419,7 +448,27 @@ def parse(data: Any) -> AgentSettings:
         drill_timeout_seconds=reader.number("drillTimeoutSeconds",
                                             AgentSettings.drill_timeout_seconds, minimum=1.0,
                                             unit="seconds"),
+        task=_task(reader.child("task")) if reader.has("task") else None,
     )
+
+
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def _task(reader: Reader) -> TaskRuntime:
+    reader.reject_unknown(("cluster", "metricsNamespace", "secrets"))
+    secrets = []
+    for item in reader.items("secrets"):
+        item.reject_unknown(("variable", "path"))
+        secrets.append(SecretVariable(
+            variable=item.string("variable", required=True, pattern=_VARIABLE,
+                                 allowed="an environment variable name (A-Z, 0-9, _)"),
+            path=_path(item, "path", required=True)))
+    return TaskRuntime(cluster=reader.string("cluster", required=True,
+                                             allowed="the ECS cluster's name"),
+                       metrics_namespace=reader.string("metricsNamespace", required=True,
+                                                       allowed="a CloudWatch namespace"),
+                       secrets=tuple(secrets))
 
 
 def _required_child(reader: Reader, name: str) -> Reader:
