@@ -79,3 +79,6 @@ BUCKET_ROLE_TAG: Final = "biometrics-backup:bucket"
 BUCKET_ROLES: Final = ("backup", "log")
 ROLE_PURPOSE_TAG: Final = "biometrics-backup:purpose"
 ROLE_PURPOSES: Final = ("backup", "wal-archiver", "restore", "replication")
+# The ECS placement's roles: a task role per task kind, the execution role, the scheduler's.
+TASK_ROLE_PURPOSES: Final = ("task-postgres", "task-files", "task-drill", "task-exporter")
+ECS_ROLE_PURPOSES: Final = (*TASK_ROLE_PURPOSES, "task-execution", "scheduler")
