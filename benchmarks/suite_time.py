@@ -42,6 +42,10 @@ def run_suite(checkout: Path, pytest_args: list[str]) -> dict[str, float | str]:
         elif match := LAST_LINE.match(line):
             figures["wall"] = float(match["seconds"])
             figures["outcome"] = match["outcome"].strip()
+    failed = [line.split()[1] for line in completed.stdout.splitlines()
+              if line.startswith(("FAILED ", "ERROR "))]
+    if failed:  # a figure of a failing suite is still a figure, but not a silent one
+        print(f"{checkout}: {', '.join(failed)}", file=sys.stderr)
     if "wall" not in figures:
         raise SystemExit(f"{checkout}: pytest printed no summary (exit {completed.returncode}):\n"
                          + completed.stdout[-2000:] + completed.stderr[-2000:])

@@ -20,7 +20,7 @@ import pytest
 
 from backup_agent import cli, tools
 
-from .conftest import REGION, RESTIC_PASSWORD, free_port, write_secret
+from .conftest import REGION, free_port, write_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -263,8 +263,7 @@ def test_a_state_directory_that_cannot_be_written(write, tmp_path):
 def test_a_tool_failure_names_the_command_its_exit_code_and_its_stderr(
         write, restic_binary, moto_endpoint, restic_repository):
     """A real restic: the repository in the bucket was written with another password (the
-    template's, RESTIC_PASSWORD, not these settings' "correct horse")."""
-    assert RESTIC_PASSWORD != "correct horse"
+    template's, conftest.RESTIC_PASSWORD, not these settings' "correct horse")."""
     primary = {"bucket": restic_repository, "region": REGION, "endpoint": moto_endpoint}
     code, stderr = write("run", "files", primary=primary, resticBinary=restic_binary)
     assert (code, one_line(stderr)) == (
