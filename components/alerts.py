@@ -92,9 +92,10 @@ class BackupAlerts(pulumi.ComponentResource):
             # S3 checks it may publish when the notification is created.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[topic_policy]),
         )
+        self.alarms: list[aws.cloudwatch.MetricAlarm] = []
         if replication is not None:
             for alarm in REPLICATION_ALARMS:
-                aws.cloudwatch.MetricAlarm(
+                self.alarms.append(aws.cloudwatch.MetricAlarm(
                     f"{name}-{alarm.metric}",
                     name=f"{replication.source_bucket}-{alarm.metric}",
                     alarm_description=alarm.description,
@@ -116,5 +117,6 @@ class BackupAlerts(pulumi.ComponentResource):
                     ok_actions=[self.topic.arn],
                     region=region,
                     opts=child,
-                )
-        self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn})
+                ))
+        self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn,
+                               "alarmNames": [alarm.name for alarm in self.alarms]})

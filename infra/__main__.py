@@ -41,6 +41,7 @@ if settings.github is not None:
     github = GitHubOidc(
         "github", settings, account_id=account_id, key_arns=key_arns,
         topic_arn=store.alerts.topic.arn,
+        alarm_names=[alarm.name for alarm in store.alerts.alarms],
     )
     pulumi.export("githubRoleArns", {purpose: role.arn for purpose, role in github.roles.items()})
 
