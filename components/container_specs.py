@@ -45,7 +45,6 @@ class ContainerSpec:
     memory_mb: int
     host_address: str = "0.0.0.0"  # the host interface the published port listens on
     labels: tuple[tuple[str, str], ...] = ()
-    envs: tuple[str, ...] = ()
 
     @property
     def healthcheck(self) -> list[str]:
