@@ -211,7 +211,7 @@ def schedule_key(key: str) -> str:
     ("*/15 * * * *", "the text '*/15 * * * *' runs again after 15 min; allowed: runs at least "
      "1 h and at most 31 day(s) apart"),
     ("0 2 * * * *", "the text '0 2 * * * *' has 6 fields; allowed: five (minute hour "
-     "day-of-month month day-of-week, UTC)"),
+     "day-of-month month day-of-week; UTC on a host, runtime.ecs.timezone on ECS)"),
 ])
 def test_schedules_that_never_or_rarely_or_too_often_fire_are_refused_alike(key, expression,
                                                                              problem):
