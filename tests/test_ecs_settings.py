@@ -184,7 +184,7 @@ def test_the_image_digest_is_required_in_prod_only():
 MEMORY_2048 = "4096 to 16384 MiB in steps of 1024"
 
 
-@pytest.mark.parametrize(("changes", "key", "problem"), [
+ECS_REFUSALS = [
     ({"ecs.tasks.postgres.cpu": 300}, "ecs.tasks.postgres.cpu",
      "got 300, which is no Fargate task size; allowed: 256, 512, 1024, 2048, 4096, 8192, 16384 "
      "(CPU units)"),
@@ -302,12 +302,8 @@ MEMORY_2048 = "4096 to 16384 MiB in steps of 1024"
      "'0 6 1-7 * 0' restricts both day-of-month (1-7) and day-of-week (0), which EventBridge "
      "Scheduler's cron cannot (one of them must be ?); allowed with placement: ecs: a schedule "
      "with * in day-of-month or in day-of-week"),
-])
-def test_ecs_settings_are_refused_by_key(changes, key, problem):
-    assert refusal(mixed(**changes)) == (f"runtime.{key}", problem)
-
-
-@pytest.mark.parametrize(("changes", "key", "problem"), [
+]
+FILE_SET_REFUSALS = [
     ({"fileSets.1.efs": DELETE}, "fileSets[1].efs",
      "is required with placement: ecs: a task reaches the file set's paths only on an EFS "
      "access point it mounts read-only; allowed: {fileSystemId: fs-..., accessPointId: "
@@ -334,8 +330,11 @@ def test_ecs_settings_are_refused_by_key(changes, key, problem):
      "0-9 a-f)"),
     ({"fileSets.1.efs.readOnly": False}, "fileSets[1].efs.readOnly",
      "unknown key; allowed: fileSystemId, accessPointId, mountPath"),
-])
-def test_ecs_file_sets_are_refused_by_key(changes, key, problem):
+]
+
+
+@pytest.mark.parametrize(("changes", "key", "problem"), ECS_REFUSALS + FILE_SET_REFUSALS)
+def test_ecs_settings_are_refused_by_key(changes, key, problem):
     assert refusal(mixed(**changes)) == (f"runtime.{key}", problem)
 
 
