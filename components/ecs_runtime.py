@@ -209,7 +209,7 @@ class EcsJobs(pulumi.ComponentResource):
                 secret_arns=dict(zip(keys, arns, strict=True)), region=region))
 
         return aws.ecs.TaskDefinition(
-            f"{name}-{kind}", **task_definition_args(stack, kind),
+            f"{name}-{kind}-task-definition", **task_definition_args(stack, kind),
             container_definitions=pulumi.Output.all(
                 self.repository.repository_url, *(secret_arns[k] for k in keys)).apply(
                     containers),
@@ -259,7 +259,7 @@ class EcsJobs(pulumi.ComponentResource):
         for job in jobs:
             args = schedule_args(runtime, job, group_name=ecs.cluster_name)
             aws.scheduler.Schedule(
-                f"{name}-{job_slug(job)}", **args,
+                f"{name}-{job_slug(job)}-schedule", **args,
                 target=pulumi.Output.all(cluster.cluster.arn, role.arn, self.dead_letters.arn,
                                          self.task_definitions[job.kind].arn).apply(
                     lambda values, job=job: schedule_target(
@@ -301,7 +301,7 @@ class EcsJobs(pulumi.ComponentResource):
             region=region, opts=opts)
         service_name, _ = exporter_service_names(ecs)
         aws.ecs.Service(
-            f"{name}-exporter", name=service_name, cluster=cluster.cluster.arn,
+            f"{name}-exporter-service", name=service_name, cluster=cluster.cluster.arn,
             task_definition=self.task_definitions["exporter"].arn, desired_count=1,
             launch_type="FARGATE", platform_version="LATEST",
             network_configuration=network_configuration(ecs),

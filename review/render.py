@@ -83,8 +83,8 @@ RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
     "aws:s3/bucketNotification:BucketNotification": ("", _notification),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("", _alarm),
     # The ECS placement (components/ecs_runtime.py). Secret versions are never rendered.
-    "aws:ecs/taskDefinition:TaskDefinition": ("task-definition", _task_definition),
-    "aws:scheduler/schedule:Schedule": ("schedule", _as_recorded),
+    "aws:ecs/taskDefinition:TaskDefinition": ("", _task_definition),
+    "aws:scheduler/schedule:Schedule": ("", _as_recorded),
     "aws:cloudwatch/eventRule:EventRule": ("event-pattern", _policy("eventPattern")),
     "aws:sqs/queuePolicy:QueuePolicy": ("", _policy("policy")),
     # Rendered for the management account, not deployed (components/organization_guard.py).
