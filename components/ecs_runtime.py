@@ -26,6 +26,7 @@ from components.ecs_policies import (
     task_role_extras,
     task_trust_policy,
 )
+from components.ecs_settings import EcsSettings
 from components.ecs_specs import (
     DEAD_LETTER_RETENTION_SECONDS,
     LOG_GROUP_ROOT,
@@ -53,6 +54,7 @@ from components.ecs_specs import (
 )
 from components.layout import TYPE_PREFIX
 from components.policies import to_json
+from components.runtime_settings import RuntimeSettings
 from components.settings import StackSettings
 from contract.layout import ROLE_PURPOSE_TAG
 
@@ -64,6 +66,14 @@ TASK_ROLE_DESCRIPTIONS = {
 }
 
 
+def _placement(stack: StackSettings) -> tuple[RuntimeSettings, EcsSettings, str]:
+    """The runtime, its ECS settings and the region every ECS resource lives in (the
+    primary's)."""
+    runtime = stack.runtime
+    assert runtime is not None and runtime.ecs is not None
+    return runtime, runtime.ecs, stack.primary.region
+
+
 class EcsCluster(pulumi.ComponentResource):
     """The cluster (Container Insights on), the rule that pages on its failed tasks, and a task
     role per task kind placed on ECS with what only a task needs beyond the host roles' S3/KMS
@@ -72,9 +82,7 @@ class EcsCluster(pulumi.ComponentResource):
     def __init__(self, name: str, stack: StackSettings, *, account_id: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:EcsCluster", name, None, opts)
-        runtime = stack.runtime
-        assert runtime is not None and runtime.ecs is not None
-        ecs, region = runtime.ecs, stack.primary.region
+        runtime, ecs, region = _placement(stack)
         child = pulumi.ResourceOptions(parent=self)
         self.cluster = aws.ecs.Cluster(
             f"{name}-cluster", name=ecs.cluster_name,
@@ -123,9 +131,7 @@ class EcsJobs(pulumi.ComponentResource):
                  secrets: RuntimeSecrets,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:EcsJobs", name, None, opts)
-        runtime = stack.runtime
-        assert runtime is not None and runtime.ecs is not None
-        ecs, region = runtime.ecs, stack.primary.region
+        runtime, ecs, region = _placement(stack)
         child = pulumi.ResourceOptions(parent=self)
         kinds = task_kinds(runtime)
         self.key = aws.kms.Key(
