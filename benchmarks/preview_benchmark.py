@@ -101,10 +101,10 @@ def ecs_cases(repeat: int) -> None:
     first = ECS_DATABASES[0]
     for databases in ECS_DATABASES:
         extra = databases - first
-        per_resources = (counts[databases] - counts[first]) / extra if extra else float("nan")
-        per_second = (wall[databases] - wall[first]) / extra if extra else float("nan")
+        per_resources = f"{(counts[databases] - counts[first]) / extra:.1f}" if extra else "-"
+        per_second = f"{(wall[databases] - wall[first]) / extra:.3f}" if extra else "-"
         print(f"{databases:<18} {counts[databases]:>9} {wall[databases]:>9.2f} "
-              f"{per_resources:>14.1f} {per_second:>7.3f}")
+              f"{per_resources:>14} {per_second:>7}")
 
 
 def scaled_stack(databases: int) -> dict:
