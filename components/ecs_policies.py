@@ -17,8 +17,12 @@ from components.policies import Document, key_administration, policy_document, s
 ECS_TASKS_SERVICE = "ecs-tasks.amazonaws.com"
 # CloudWatch Logs' documented key-policy actions for an encrypted log group (CloudWatch Logs
 # User Guide, "Encrypt log data in CloudWatch Logs using AWS Key Management Service").
-LOGS_KEY_ACTIONS = ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                    "kms:Describe*")
+# AWS's example for CloudWatch Logs grants kms:Encrypt*, Decrypt*, ReEncrypt*, GenerateDataKey*
+# and Describe* (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS
+# KMS"): named here, and without DescribeKey, which carries no encryption context and so is
+# never allowed under the statement's condition anyway.
+LOGS_KEY_ACTIONS = ("kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                    "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext")
 
 
 def ecs_arn(region: str, account_id: str, resource: str) -> str:
@@ -91,7 +95,7 @@ def task_role_extras(kind: str, *, region: str, account_id: str, cluster_name: s
                                 for v in efs_volumes})
         statements.append(statement(
             "AllowFileSetMount", ["elasticfilesystem:ClientMount"], file_systems,
-            condition={"StringEquals": {"elasticfilesystem:AccessPointArn": access_points}}))
+            condition={"ArnEquals": {"elasticfilesystem:AccessPointArn": access_points}}))
     return policy_document(statements)
 
 
@@ -158,7 +162,9 @@ def runtime_key_policy(account_id: str, region: str, log_group_prefix: str) -> D
         key_administration(account_id),
         statement("AllowLogGroupEncryption", LOGS_KEY_ACTIONS, "*",
                   principal={"Service": f"logs.{region}.amazonaws.com"},
-                  condition={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                  # Encryption context values are strings (Service Authorization Reference for
+                  # AWS KMS), so a string operator.
+                  condition={"StringLike": {"kms:EncryptionContext:aws:logs:arn":
                                          f"arn:aws:logs:{region}:{account_id}:log-group:"
                                          f"{log_group_prefix}*"}}),
         statement("AllowSecretsManagerUse", ["kms:GenerateDataKey", "kms:Decrypt"], "*",

@@ -614,6 +614,7 @@ def alert_publishers(bucket_arn: str, account_id: str, region: str,
     if events_rule_arn is not None:
         publishers.append(TopicPublisher("EcsTaskEvents", "events.amazonaws.com", {
             "ArnEquals": {"aws:SourceArn": events_rule_arn},
+            "StringEquals": {"aws:SourceAccount": account_id},
         }))
     return publishers
 

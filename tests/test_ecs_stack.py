@@ -330,7 +330,7 @@ def test_task_role_extras(documents):
          "Action": ["elasticfilesystem:ClientMount"],
          "Resource": [f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:"
                       "file-system/fs-0123456789abcdef0"],
-         "Condition": {"StringEquals": {"elasticfilesystem:AccessPointArn": [
+         "Condition": {"ArnEquals": {"elasticfilesystem:AccessPointArn": [
              f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/"
              "fsap-0123456789abcdef0"]}}},
     ]}
@@ -410,10 +410,10 @@ def test_runtime_key_policy(run, documents, prod_documents):
             administration,
             {"Sid": "AllowLogGroupEncryption", "Effect": "Allow",
              "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
-             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*", "kms:Describe*"],
+             "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                        "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"],
              "Resource": "*",
-             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+             "Condition": {"StringLike": {"kms:EncryptionContext:aws:logs:arn":
                                        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
                                        "/biometrics-backup/biometrics-backup/*"}}},
             {"Sid": "AllowSecretsManagerUse", "Effect": "Allow", "Principal": {"AWS": ROOT},
@@ -487,7 +487,8 @@ def test_alert_topic_admits_exactly_the_rule(documents, prod_documents):
     topic["Statement"].append({
         "Sid": "AllowEcsTaskEvents", "Effect": "Allow",
         "Principal": {"Service": "events.amazonaws.com"}, "Action": ["sns:Publish"],
-        "Resource": TOPIC_ARN, "Condition": {"ArnEquals": {"aws:SourceArn": RULE_ARN}}})
+        "Resource": TOPIC_ARN, "Condition": {"ArnEquals": {"aws:SourceArn": RULE_ARN},
+                                             "StringEquals": {"aws:SourceAccount": ACCOUNT}}})
     assert documents["backup-alerts/topic-policy.json"] == topic
     key = copy.deepcopy(prod_documents["backup-alerts/key-policy.json"])
     key["Statement"].append({
@@ -495,5 +496,6 @@ def test_alert_topic_admits_exactly_the_rule(documents, prod_documents):
         "Principal": {"Service": "events.amazonaws.com"},
         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
         "Condition": {"ArnEquals": {"aws:SourceArn": RULE_ARN},
-                      "StringEquals": {"kms:EncryptionContext:aws:sns:topicArn": TOPIC_ARN}}})
+                      "StringEquals": {"aws:SourceAccount": ACCOUNT,
+                                       "kms:EncryptionContext:aws:sns:topicArn": TOPIC_ARN}}})
     assert documents["backup-alerts/key-policy.json"] == key
