@@ -28,9 +28,11 @@ from components.ecs_settings import (
     TaskSize,
     schedule_name,
 )
+from components.scheduler_cron import scheduler_cron
 from contract import restic
 from contract.jobs import Job
 from contract.reader import describe
+from contract.schedule import NotASchedule
 from contract.tasks import SCRATCH_DIR
 
 ECS: Final = "ecs"
@@ -200,15 +202,12 @@ def check_subset_on_ecs(reader: ConfigReader, value: str) -> None:
 
 
 def check_cron_on_ecs(reader: ConfigReader, name: str, expression: str) -> None:
-    """EventBridge Scheduler's cron cannot restrict both day-of-month and day-of-week (one of
-    them must be ?: EventBridge "Cron expressions reference"), so cron's "either day" has no
-    Scheduler form."""
-    fields = expression.split()
-    if fields[2] != "*" and fields[4] != "*":
-        reader.fail(name, f"{expression!r} restricts both day-of-month ({fields[2]}) and "
-                          f"day-of-week ({fields[4]}), which EventBridge Scheduler's cron "
-                          "cannot (one of them must be ?); allowed with placement: ecs: a "
-                          "schedule with * in day-of-month or in day-of-week")
+    """The schedule must have an EventBridge Scheduler form (`scheduler_cron`): cron's "either
+    day" rule, L, W and # have none."""
+    try:
+        scheduler_cron(expression)
+    except NotASchedule as problem:
+        reader.fail(name, f"{expression!r} {problem}")
 
 
 @functools.cache

@@ -26,7 +26,7 @@ from components.ecs_policies import (
     task_role_extras,
     task_trust_policy,
 )
-from components.ecs_settings import EcsSettings
+from components.ecs_settings import EcsSettings, job_slug
 from components.ecs_specs import (
     DEAD_LETTER_RETENTION_SECONDS,
     LOG_GROUP_ROOT,
@@ -38,7 +38,6 @@ from components.ecs_specs import (
     ecs_secret_keys,
     exporter_service_names,
     image_reference,
-    job_slug,
     log_group_name,
     network_configuration,
     outcome_alarm_args,

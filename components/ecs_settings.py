@@ -24,10 +24,15 @@ TASK_KINDS: Final = (*JOB_KINDS, "exporter")
 SCHEDULE_NAME_MAX: Final = 64
 
 
+def job_slug(job: Job) -> str:
+    """A job id where AWS names allow no colon: postgres:db01 → postgres-db01."""
+    return job.id.replace(":", "-")
+
+
 def schedule_name(cluster_name: str, job: Job) -> str:
-    """The EventBridge Scheduler schedule that starts an ECS job: `<cluster>-<job id, : as ->`
+    """The EventBridge Scheduler schedule that starts an ECS job: `<cluster>-<job slug>`
     (the settings refuse a cluster name that makes one longer than SCHEDULE_NAME_MAX)."""
-    return f"{cluster_name}-{job.id.replace(':', '-')}"
+    return f"{cluster_name}-{job_slug(job)}"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from components.container_specs import (
     storage,
     webhook_secret,
 )
-from components.ecs_settings import TASK_KINDS, EcsSettings
+from components.ecs_settings import TASK_KINDS, EcsSettings, job_slug, schedule_name
 from components.runtime_settings import RuntimeDatabase, RuntimeFileSet, RuntimeSettings
 from components.scheduler_cron import scheduler_cron
 from components.settings import StackSettings
@@ -90,11 +90,6 @@ def job_schedule(runtime: RuntimeSettings, job: Job) -> str:
 def job_command(job: Job) -> tuple[str, ...]:
     """The agent's one-shot command for a job (the schedule's container override)."""
     return ("drill",) if job.kind == "drill" else ("run", job.kind, str(job.name))
-
-
-def job_slug(job: Job) -> str:
-    """A job id where AWS names allow no colon: postgres:db01 → postgres-db01."""
-    return job.id.replace(":", "-")
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -283,10 +278,6 @@ def task_definition_args(stack: StackSettings, kind: str) -> dict[str, Any]:
 
 
 # --- schedules -----------------------------------------------------------------------------
-
-
-def schedule_name(cluster_name: str, job: Job) -> str:
-    return f"{cluster_name}-{job_slug(job)}"
 
 
 def network_configuration(ecs: EcsSettings) -> dict[str, Any]:

@@ -184,6 +184,9 @@ def test_the_image_digest_is_required_in_prod_only():
 MEMORY_2048 = "4096 to 16384 MiB in steps of 1024"
 
 
+BOTH_DAYS = ("restricts both day-of-month and day-of-week (cron fires on days matching "
+             "either; EventBridge Scheduler needs one of them to be ?); allowed: one of the two "
+             "day fields *")
 ECS_REFUSALS = [
     ({"ecs.tasks.postgres.cpu": 300}, "ecs.tasks.postgres.cpu",
      "got 300, which is no Fargate task size; allowed: 256, 512, 1024, 2048, 4096, 8192, 16384 "
@@ -295,13 +298,9 @@ ECS_REFUSALS = [
      "applies only to a Docker host, and this is placed on ECS (the exporter task's size is "
      "runtime.ecs.tasks.exporter); allowed: no exporter with placement: ecs"),
     ({"databases.1.schedule": "0 2 1 * 1"}, "databases[1].schedule",
-     "'0 2 1 * 1' restricts both day-of-month (1) and day-of-week (1), which EventBridge "
-     "Scheduler's cron cannot (one of them must be ?); allowed with placement: ecs: a schedule "
-     "with * in day-of-month or in day-of-week"),
+     "'0 2 1 * 1' " + BOTH_DAYS),
     ({"drill.schedule": "0 6 1-7 * 0"}, "drill.schedule",
-     "'0 6 1-7 * 0' restricts both day-of-month (1-7) and day-of-week (0), which EventBridge "
-     "Scheduler's cron cannot (one of them must be ?); allowed with placement: ecs: a schedule "
-     "with * in day-of-month or in day-of-week"),
+     "'0 6 1-7 * 0' " + BOTH_DAYS),
 ]
 FILE_SET_REFUSALS = [
     ({"fileSets.1.efs": DELETE}, "fileSets[1].efs",
