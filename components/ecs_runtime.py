@@ -152,7 +152,7 @@ class EcsJobs(pulumi.ComponentResource):
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "KMS"}],
             region=region, opts=child)
-        secret_arns = self._secrets(name, stack, secrets, child)
+        self.secret_arns = secret_arns = self._secrets(name, stack, secrets, child)
         self.execution_role = aws.iam.Role(
             f"{name}-task-execution", name=f"{ecs.cluster_name}-task-execution",
             description="ECS agent: pull the backup image, write its logs, read its secrets",

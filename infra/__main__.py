@@ -69,11 +69,16 @@ if settings.runtime is not None:
 if cluster is not None:
     jobs = EcsJobs("ecs-jobs", settings, account_id=account_id, cluster=cluster,
                    alert_topic_arn=store.alerts.topic.arn, secrets=runtime_secrets)
-    # What an operator needs to run a job by hand (docs/runtime.md, ECS placement).
+    # What an operator needs to run a job by hand (docs/runtime.md, ECS placement), and the
+    # live names and ARNs the smoke check compares (delivery/smoke_check.py).
     pulumi.export("ecs", {
         "clusterArn": cluster.cluster.arn,
         "taskDefinitionArns": {kind: td.arn for kind, td in jobs.task_definitions.items()},
         "scheduleNames": jobs.schedule_names,
         "repositoryUrl": jobs.repository.repository_url,
         "taskRoleArns": {purpose: role.arn for purpose, role in cluster.task_roles.items()},
+        "keyArn": jobs.key.arn,
+        "secretArns": jobs.secret_arns,
+        "deadLetterQueueUrl": jobs.dead_letters.url,
+        "taskFailuresRule": cluster.task_failures.name,
     })

@@ -100,10 +100,13 @@ def test_role_purpose_tags(run):
     }
 
 
-def test_cluster_log_groups_repository(run):
+def test_cluster_log_groups_repository(run, documents):
     cluster = run.named("ecs-cluster").inputs
     assert cluster == {"name": "biometrics-backup", "region": REGION,
                        "settings": [{"name": "containerInsights", "value": "enabled"}]}
+    assert documents["ecs/cluster.json"] == {
+        "clusterName": "biometrics-backup",
+        "settings": [{"name": "containerInsights", "value": "enabled"}]}
     key, _ = runtime_key(run)
     for kind in ("postgres", "files", "drill", "exporter"):
         assert run.named(f"ecs-jobs-{kind}-logs").inputs == {
@@ -117,6 +120,10 @@ def test_cluster_log_groups_repository(run):
     assert queue == {"name": "biometrics-backup-schedule-dead-letters", "kmsMasterKeyId": key,
                      "kmsDataKeyReusePeriodSeconds": 300, "messageRetentionSeconds": 1209600,
                      "region": REGION}
+    # As get-queue-attributes answers: SQS's attribute names, every value a string.
+    assert documents["ecs-jobs/dead-letters-attributes.json"] == {
+        "KmsMasterKeyId": key, "KmsDataKeyReusePeriodSeconds": "300",
+        "MessageRetentionPeriod": "1209600"}
 
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how Pulumi marks a secret value
@@ -167,7 +174,7 @@ def test_task_definitions(run, documents):
         assert document == {
             "family": f"biometrics-backup-{kind}", "requiresCompatibilities": ["FARGATE"],
             "networkMode": "awsvpc", "cpu": cpu, "memory": memory,
-            "ephemeralStorage": {"sizeInGib": storage},
+            "ephemeralStorage": {"sizeInGiB": storage},
             "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
             "volumes": document["volumes"],  # asserted whole in tests/test_ecs_specs.py
             "taskRoleArn": role(f"biometrics-backup-task-{kind}"),
@@ -189,29 +196,30 @@ def test_schedules(documents):
             ("files-uploads", "files", ["run", "files", "uploads"], "cron(30 3 * * ? *)"),
             ("drill", "drill", ["drill"], "cron(0 6 * * ? *)")):
         job = slug.replace("-", ":", 1) if kind != "drill" else "drill"
+        # As `aws scheduler get-schedule` prints it.
         assert documents[f"ecs-jobs/{slug}-schedule.json"] == {
-            "name": f"biometrics-backup-{slug}",
-            "groupName": "biometrics-backup",
-            "description": f"Starts {job} (backup-agent {' '.join(command)})",
-            "scheduleExpression": cron,
-            "scheduleExpressionTimezone": "Europe/Berlin",
-            "flexibleTimeWindow": {"mode": "FLEXIBLE", "maximumWindowInMinutes": 15},
-            "state": "ENABLED",
-            "target": {
-                "arn": CLUSTER_ARN,
-                "roleArn": role("biometrics-backup-scheduler"),
-                "input": json.dumps({"containerOverrides": [
+            "Name": f"biometrics-backup-{slug}",
+            "GroupName": "biometrics-backup",
+            "Description": f"Starts {job} (backup-agent {' '.join(command)})",
+            "ScheduleExpression": cron,
+            "ScheduleExpressionTimezone": "Europe/Berlin",
+            "FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+            "State": "ENABLED",
+            "Target": {
+                "Arn": CLUSTER_ARN,
+                "RoleArn": role("biometrics-backup-scheduler"),
+                "Input": json.dumps({"containerOverrides": [
                     {"command": command, "name": "backup-agent"}]}),
-                "retryPolicy": {"maximumRetryAttempts": 3, "maximumEventAgeInSeconds": 3600},
-                "deadLetterConfig": {"arn": QUEUE_ARN},
-                "ecsParameters": {
-                    "taskDefinitionArn": task_definition(kind),
-                    "launchType": "FARGATE", "platformVersion": "LATEST", "taskCount": 1,
-                    "group": f"backup-job:{job}",
-                    "networkConfiguration": {
-                        "subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
-                        "securityGroups": ["sg-0123456789abcdef0"],
-                        "assignPublicIp": False}},
+                "RetryPolicy": {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600},
+                "DeadLetterConfig": {"Arn": QUEUE_ARN},
+                "EcsParameters": {
+                    "TaskDefinitionArn": task_definition(kind),
+                    "LaunchType": "FARGATE", "PlatformVersion": "LATEST", "TaskCount": 1,
+                    "Group": f"backup-job:{job}",
+                    "NetworkConfiguration": {"awsvpcConfiguration": {
+                        "Subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+                        "SecurityGroups": ["sg-0123456789abcdef0"],
+                        "AssignPublicIp": "DISABLED"}}},
             },
         }
 
@@ -222,6 +230,8 @@ def test_paging(run, documents):
     assert run.named("ecs-jobs-task-failures-alert").inputs == {
         "rule": "biometrics-backup-task-failures", "targetId": "backup-alerts",
         "arn": TOPIC_ARN, "region": REGION}
+    assert documents["ecs-jobs/task-failures-alert.json"] == {"Id": "backup-alerts",
+                                                              "Arn": TOPIC_ARN}
     alarms = {r.name: r.inputs for r in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
               if r.parent_name == "ecs-jobs"}
     assert set(alarms) == {"ecs-jobs-dead-letters-alarm", "ecs-jobs-postgres-db-1-no-success",
@@ -265,6 +275,7 @@ def test_exporter_service(run):
 
 
 def test_stack_outputs(run):
+    key, _ = runtime_key(run)
     assert run.outputs["ecs"] == {
         "clusterArn": CLUSTER_ARN,
         "taskDefinitionArns": {k: task_definition(k)
@@ -274,6 +285,12 @@ def test_stack_outputs(run):
         "repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/biometrics-backup-agent",
         "taskRoleArns": {f"task-{k}": role(f"biometrics-backup-task-{k}")
                          for k in ("postgres", "files", "drill", "exporter")},
+        "keyArn": key,
+        "secretArns": {k: secret(k) for k in ("databasePasswords.db-1", "databasePasswords.db-2",
+                                              "webhookUrl", "resticPassword")},
+        "deadLetterQueueUrl": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/"
+                              "biometrics-backup-schedule-dead-letters",
+        "taskFailuresRule": "biometrics-backup-task-failures",
     }
 
 
