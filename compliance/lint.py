@@ -124,6 +124,7 @@ __all__ = [
     "LintFinding",
     "LintResult",
     "PolicyKind",
+    "condition_scope",
     "lint_policy",
 ]
 
@@ -335,6 +336,50 @@ def _kms_key_policy_resource_star(c: _Candidate) -> bool:
     )
 
 
+# --------------------------------------------------------------------------
+# Rule 5: resource-star-scoped-by-condition
+# --------------------------------------------------------------------------
+
+# Some actions can name their resource only through a condition key: ecs:ListTasks's one
+# resource type is a container instance, which a Fargate cluster has none of to name, so it is
+# granted on "*" with ArnEquals ecs:cluster (awsdocs/amazon-ecs-developer-guide issue 211).
+# Parliament's RESOURCE_STAR ("unnecessary use of Resource *") is accepted in an identity
+# policy only when every action it names is pinned by such a condition (`condition_scope`).
+
+
+def condition_scope(statement: Mapping[str, Any], action: str) -> str | None:
+    """The condition key that names the resources of `action` instead of its Resource: an
+    ArnEquals on an ARN-typed condition key of the action's own service that the action
+    supports (the Service Authorization Reference, parliament's copy), every value without a
+    wildcard or a policy variable; else None."""
+    service, _, name = action.partition(":")
+    try:
+        info = parliament.statement.get_privilege_info(service, name)
+    except parliament.UnknownActionException:
+        return None
+    definition = next((d for d in parliament.iam_definition if d["prefix"] == service), {})
+    arn_keys = {c["condition"] for c in definition.get("conditions", []) if c["type"] == "ARN"}
+    supported = {key for item in info.get("resource_types", [])
+                 for key in item.get("condition_keys", []) if key in arn_keys}
+    condition = statement.get("Condition") or {}
+    block = condition.get("ArnEquals") if isinstance(condition, Mapping) else None
+    for key, values in (block or {}).items():
+        concrete = [str(v) for v in _as_list(values)]
+        if key in supported and concrete and not any(c in v for v in concrete for c in "*?$"):
+            return str(key)
+    return None
+
+
+def _resource_star_scoped_by_condition(c: _Candidate) -> bool:
+    if c.kind != "identity" or c.code != "RESOURCE_STAR" or c.statement is None:
+        return False
+    if _as_list(c.statement.get("Resource")) != ["*"] or "NotAction" in c.statement:
+        return False
+    named = c.detail if isinstance(c.detail, list) else []
+    return bool(named) and all(isinstance(a, str) and condition_scope(c.statement, a)
+                               for a in named)
+
+
 RULES: tuple[FalsePositiveRule, ...] = (
     FalsePositiveRule(
         id="canonical-transport-deny",
@@ -369,6 +414,15 @@ RULES: tuple[FalsePositiveRule, ...] = (
             "allowed value, so RESOURCE_STAR cannot be fixed there"
         ),
         matches=_kms_key_policy_resource_star,
+    ),
+    FalsePositiveRule(
+        id="resource-star-scoped-by-condition",
+        reason=(
+            'Resource "*" for an action whose resource is named by a condition key instead '
+            "(ecs:ListTasks with ArnEquals ecs:cluster: its only resource type, a container "
+            "instance, does not exist on Fargate)"
+        ),
+        matches=_resource_star_scoped_by_condition,
     ),
 )
 

@@ -54,9 +54,11 @@ UNKNOWN_SENTINELS: Final = frozenset({
 })
 
 
-def _plain(value: Any, path: str) -> Any:
-    """Proxied props → plain data; unknown values → Unknown(path), secrets → their value."""
+def _plain(value: Any, path: str, secrets: set[str]) -> Any:
+    """Proxied props → plain data; unknown values → Unknown(path), secrets → their value (their
+    paths added to `secrets`)."""
     if isinstance(value, Secret):
+        secrets.add(path)
         value = value.value
     if isinstance(value, str) and value in UNKNOWN_SENTINELS:
         return Unknown(path)
@@ -68,7 +70,7 @@ def _plain(value: Any, path: str) -> Any:
             except UnknownValueError:
                 result[key] = Unknown(f"{path}.{key}".lstrip("."))
                 continue
-            result[key] = _plain(item, f"{path}.{key}".lstrip("."))
+            result[key] = _plain(item, f"{path}.{key}".lstrip("."), secrets)
         return result
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         items = []
@@ -78,18 +80,24 @@ def _plain(value: Any, path: str) -> Any:
             except UnknownValueError:
                 items.append(Unknown(f"{path}[{index}]"))
                 continue
-            items.append(_plain(item, f"{path}[{index}]"))
+            items.append(_plain(item, f"{path}[{index}]", secrets))
         return items
     return value
 
 
+def _declared(resource: PolicyResource) -> Declared:
+    secrets: set[str] = set()
+    inputs = _plain(resource.props, "", secrets)
+    return Declared(urn=resource.urn, type=resource.resource_type, name=resource.name,
+                    inputs=inputs, parent=resource.parent.urn if resource.parent else "",
+                    property_dependencies={key: tuple(d.urn for d in dependencies)
+                                           for key, dependencies in
+                                           (resource.property_dependencies or {}).items()},
+                    secret_inputs=frozenset(secrets))
+
+
 def declared(resources: Sequence[PolicyResource]) -> list[Declared]:
-    return [Declared(urn=r.urn, type=r.resource_type, name=r.name,
-                     inputs=_plain(r.props, ""), parent=r.parent.urn if r.parent else "",
-                     property_dependencies={key: tuple(d.urn for d in dependencies)
-                                            for key, dependencies in
-                                            (r.property_dependencies or {}).items()})
-            for r in resources]
+    return [_declared(r) for r in resources]
 
 
 def validator(control: Control) -> Callable[[StackValidationArgs, ReportViolation], None]:
