@@ -435,6 +435,7 @@ def _roles(resources: tuple[Declared, ...]) -> tuple[RoleView, ...]:
         name = role.inputs.get("name")
         role_name = name if isinstance(name, str) else role.name
         purpose = _tag(role, ROLE_PURPOSE_TAG, (*ROLE_PURPOSES, *ECS_ROLE_PURPOSES))
+        # Sorted by name, like the inventory: registration order varies from run to run.
         views.append(RoleView(role, role_name, (purpose,) if purpose else (),
-                              tuple(policies.get(role_name, ()))))
+                              tuple(sorted(policies.get(role_name, ()), key=lambda p: p.name))))
     return tuple(views)

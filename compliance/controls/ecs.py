@@ -57,7 +57,8 @@ ECS8_NAMES: Final = (*STATIC_KEY_NAMES, "ECS_ENGINE_AUTH_DATA")
 
 
 def _of_type(type_: str) -> Callable[[Inventory], list[Declared]]:
-    return lambda inventory: inventory.of_type(type_)
+    """The resources of `type_` by name: the order they register in varies between runs."""
+    return lambda inventory: sorted(inventory.of_type(type_), key=lambda r: r.name)
 
 
 def _name(resource: Declared) -> str:
