@@ -350,12 +350,18 @@ class Inventory:
     def roles_with(self, purpose: str) -> list[RoleView]:
         """Roles granted `purpose` (the host role and the ECS task roles granted its access);
         UnknownValue while a role policy's role is unknown."""
-        for policy in self.of_type(ROLE_POLICY):
-            policy.get("role")
+        self.role_policies_known()
         return [r for r in self.roles if r.has_access(purpose)]
 
+    def role_policies_known(self) -> None:
+        """Raises UnknownValue while a role policy's role is unknown: which role it belongs to,
+        and so every role's policies, are not known yet."""
+        for policy in self.of_type(ROLE_POLICY):
+            policy.get("role")
+
     def roles_tagged(self, purposes: Iterable[str]) -> list[RoleView]:
-        """Roles whose purpose tag is one of `purposes`."""
+        """Roles whose purpose tag is one of `purposes` (their policies may be incomplete
+        while a role policy's role is unknown: `role_policies_known`)."""
         wanted = set(purposes)
         return [r for r in self.roles if wanted & set(r.purposes)]
 
@@ -435,7 +441,9 @@ def _roles(resources: tuple[Declared, ...]) -> tuple[RoleView, ...]:
         name = role.inputs.get("name")
         role_name = name if isinstance(name, str) else role.name
         purpose = _tag(role, ROLE_PURPOSE_TAG, (*ROLE_PURPOSES, *ECS_ROLE_PURPOSES))
-        # Sorted by name, like the inventory: registration order varies from run to run.
+        # Sorted by what they say: their registration order varies from run to run, and a
+        # renamed child must not reorder them.
         views.append(RoleView(role, role_name, (purpose,) if purpose else (),
-                              tuple(sorted(policies.get(role_name, ()), key=lambda p: p.name))))
+                              tuple(sorted(policies.get(role_name, ()),
+                                           key=lambda p: str(p.inputs.get("policy"))))))
     return tuple(views)

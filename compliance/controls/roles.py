@@ -24,7 +24,11 @@ from contract.layout import EVIDENCE_PREFIX, TASK_ROLE_PURPOSES
 # Verbs of actions that change state; a restore host needs none of them.
 _WRITE_VERBS: Final = ("Put", "Delete", "Replicate", "Restore", "Abort", "Create", "Update",
                        "Bypass", "Encrypt", "ReEncrypt", "GenerateDataKey", "Tag", "Untag",
-                       "Schedule", "Disable", "Write", "Initiate", "Complete", "Upload")
+                       "Schedule", "Disable", "Write", "Initiate", "Complete", "Upload",
+                       # and what an ECS task role could be given besides
+                       "Run", "Start", "Stop", "Send", "Publish", "Pass", "Set", "Attach",
+                       "Detach", "Modify", "Register", "Deregister", "Enable", "Add", "Remove",
+                       "Cancel", "Invoke", "Execute", "Submit", "Terminate", "Change", "Reset")
 
 
 # The evidence for what a restore role writes: (appends outcomes, puts outcome metrics).
@@ -44,7 +48,8 @@ def _is_write(action: str) -> bool:
 
 def role_grants(role: RoleView, inventory: Inventory) -> list[tuple[str, Mapping[str, Any]]]:
     """(policy resource, statement) of every Allow that applies to the role: its role policies
-    and the resource-policy statements naming it."""
+    and the resource-policy statements naming it; UnknownValue while they are not known."""
+    inventory.role_policies_known()
     grants = []
     for policy in role.policies:
         grants += [(policy.name, statement)

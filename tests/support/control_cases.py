@@ -310,7 +310,10 @@ FAILING_EDITS = [
 # What Pulumi cannot know before the resources exist: ids and ARNs, and everything built from
 # them (policy documents, the `bucket` of configuration resources, the key of the encryption).
 UNKNOWN_INPUTS = ("policy", "assumeRolePolicy", "bucket", "targetBucket", "role", "rules",
-                  "topics", "kmsMasterKeyId", "content")
+                  "topics", "kmsMasterKeyId", "content",
+                  # the ECS placement's (no prod resource has them)
+                  "containerDefinitions", "executionRoleArn", "taskRoleArn", "kmsKeyId",
+                  "target", "encryptionConfigurations")
 
 
 def unknown_outputs(resources: list[Declared]) -> list[Declared]:
