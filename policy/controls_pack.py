@@ -54,11 +54,9 @@ UNKNOWN_SENTINELS: Final = frozenset({
 })
 
 
-def _plain(value: Any, path: str, secrets: set[str]) -> Any:
-    """Proxied props → plain data; unknown values → Unknown(path), secrets → their value (their
-    paths added to `secrets`)."""
+def _plain(value: Any, path: str) -> Any:
+    """Proxied props → plain data; unknown values → Unknown(path), secrets → their value."""
     if isinstance(value, Secret):
-        secrets.add(path)
         value = value.value
     if isinstance(value, str) and value in UNKNOWN_SENTINELS:
         return Unknown(path)
@@ -70,7 +68,7 @@ def _plain(value: Any, path: str, secrets: set[str]) -> Any:
             except UnknownValueError:
                 result[key] = Unknown(f"{path}.{key}".lstrip("."))
                 continue
-            result[key] = _plain(item, f"{path}.{key}".lstrip("."), secrets)
+            result[key] = _plain(item, f"{path}.{key}".lstrip("."))
         return result
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         items = []
@@ -80,24 +78,18 @@ def _plain(value: Any, path: str, secrets: set[str]) -> Any:
             except UnknownValueError:
                 items.append(Unknown(f"{path}[{index}]"))
                 continue
-            items.append(_plain(item, f"{path}[{index}]", secrets))
+            items.append(_plain(item, f"{path}[{index}]"))
         return items
     return value
 
 
-def _declared(resource: PolicyResource) -> Declared:
-    secrets: set[str] = set()
-    inputs = _plain(resource.props, "", secrets)
-    return Declared(urn=resource.urn, type=resource.resource_type, name=resource.name,
-                    inputs=inputs, parent=resource.parent.urn if resource.parent else "",
-                    property_dependencies={key: tuple(d.urn for d in dependencies)
-                                           for key, dependencies in
-                                           (resource.property_dependencies or {}).items()},
-                    secret_inputs=frozenset(secrets))
-
-
 def declared(resources: Sequence[PolicyResource]) -> list[Declared]:
-    return [_declared(r) for r in resources]
+    return [Declared(urn=r.urn, type=r.resource_type, name=r.name,
+                     inputs=_plain(r.props, ""), parent=r.parent.urn if r.parent else "",
+                     property_dependencies={key: tuple(d.urn for d in dependencies)
+                                            for key, dependencies in
+                                            (r.property_dependencies or {}).items()})
+            for r in resources]
 
 
 def validator(control: Control) -> Callable[[StackValidationArgs, ReportViolation], None]:

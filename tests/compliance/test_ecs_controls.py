@@ -9,7 +9,7 @@ from compliance.controls import REGISTRY, controls_by_id, run_control
 from compliance.inventory import build_inventory
 from tests.support.control_cases import drop_condition, unknown_outputs
 from tests.support.ecs_cases import DRILL_ROLE, ECS_FAILING_EDITS, ECS_STATUSES
-from tests.support.ecs_resources import CLUSTER, NAMESPACE
+from tests.support.ecs_resources import CLUSTER, NAMESPACE, REGION
 from tests.support.resources import edit_policy
 
 
@@ -105,3 +105,36 @@ def test_list_tasks_on_star_is_accepted_only_scoped_to_the_cluster(ecs_declared)
     outcome = result(unscoped, "iam-no-wildcard-allow")
     assert [(f.subject, f.evidence) for f in outcome.findings if f.status == "fail"] == [
         ("ecs-role-task-drill-task (identity)", "AllowOverlapGuardList: wildcard resource '*'")]
+
+
+SECRET_IN_TASK = '''
+import json
+import pulumi
+import pulumi_aws as aws
+
+password = pulumi.Output.secret("hunter2")  # as config.require_secret returns it
+aws.ecs.TaskDefinition("leaky", family="leaky", container_definitions=password.apply(
+    lambda value: json.dumps([{"name": "backup-agent", "image": "agent@sha256:0",
+                               "environment": [{"name": "SETTINGS", "value": value}]}])))
+aws.ecs.TaskDefinition("clean", family="clean", container_definitions=json.dumps(
+    [{"name": "backup-agent", "image": "agent@sha256:0"}]))
+'''
+
+
+def test_a_secret_built_into_a_task_definition_is_seen_in_the_recorded_run(tmp_path):
+    """Pulumi marks a value built from a secret as secret: the recording keeps the mark, the
+    inventory names the input, and the control fails the task definition that holds it."""
+    from review.inventory import from_recorded
+    from review.recording import run_program
+
+    (tmp_path / "__main__.py").write_text(SECRET_IN_TASK)
+    run = run_program(tmp_path, stack="probe", config={"aws:region": REGION})
+    inventory = from_recorded(run.resources)
+    assert {t.resource.name: t.resource.secret_inputs for t in inventory.task_definitions} == {
+        "clean": frozenset(), "leaky": frozenset({"containerDefinitions"})}
+    outcome = run_control(controls_by_id()["ecs-task-no-plaintext-secret"], inventory)
+    assert [(f.subject, f.status) for f in outcome.findings] == [("clean", "pass"),
+                                                                 ("leaky", "fail")]
+    assert outcome.findings[1].evidence == (
+        "leaky: containerDefinitions is built from a secret value (a secret config key): ECS "
+        "would keep it in plaintext")
