@@ -368,10 +368,13 @@ def _results(resources: list[Declared], old_names: dict[str, str]) -> list[tuple
             for result in [run_control(control, inventory)]]
 
 
+@pytest.mark.parametrize("stack", ["prod", "ecs"])
 @pytest.mark.parametrize("preview", ["offline", "first-preview"])
-def test_renaming_children_does_not_change_what_the_report_checks(prod_declared, preview):
-    # Buckets and roles are recognised by their tags and inputs, not their resource names.
-    resources = prod_declared if preview == "offline" else unknown_outputs(prod_declared)
+def test_renaming_children_does_not_change_what_the_report_checks(request, stack, preview):
+    # Buckets, roles and the ECS resources are recognised by their types, tags and inputs,
+    # not their resource names.
+    declared = request.getfixturevalue(f"{stack}_declared")
+    resources = declared if preview == "offline" else unknown_outputs(declared)
     renamed, old_names = _renamed(resources)
     assert "-access" not in " ".join(r.name for r in renamed)
     expected = _results(resources, {})
