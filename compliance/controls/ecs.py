@@ -189,7 +189,7 @@ def _log_group_arns(inventory: Inventory) -> Callable[[str], bool]:
 
 def _secret_arns(inventory: Inventory) -> Callable[[str], bool]:
     """A secret of the stack: `secret:<name>-` and Secrets Manager's six random characters
-    (or `??????` standing for them)."""
+    (or `??????` standing for them), or the partial ARN `secret:<name>`."""
     names = _names(inventory, SECRET)
 
     def matches(text: str) -> bool:
@@ -197,7 +197,7 @@ def _secret_arns(inventory: Inventory) -> Callable[[str], bool]:
         if not _own(arn, inventory, "secretsmanager") or not arn.resource.startswith("secret:"):
             return False
         rest = arn.resource.removeprefix("secret:")
-        return any(rest.startswith(f"{name}-") and len(rest) == len(name) + 7
+        return any(rest == name or (rest.startswith(f"{name}-") and len(rest) == len(name) + 7)
                    for name in names)
     return matches
 

@@ -344,8 +344,11 @@ def test_an_eventbridge_rule_publishing_to_the_topic_must_be_admitted_by_its_key
 
 def _renamed(resources: list[Declared]) -> tuple[list[Declared], dict[str, str]]:
     """Every resource renamed to `<resN>` (URNs, parents and dependencies follow): no name keeps
-    a suffix such as `-access-logs` or `-access`. Returns the resources and new → old names."""
-    names = {r.name: f"<res{index}>" for index, r in enumerate(resources)}
+    a suffix such as `-access-logs` or `-access`. Returns the resources and new → old names.
+    Numbered in name order: the report lists subjects by name, and the order resources register
+    in varies between runs."""
+    names = {name: f"<res{index:04d}>" for index, name in enumerate(sorted(r.name
+                                                                           for r in resources))}
     urns = {r.urn: f"{r.urn.rsplit('::', 1)[0]}::{names[r.name]}" for r in resources}
     renamed = [Declared(urns[r.urn], r.type, names[r.name], r.inputs, urns.get(r.parent, r.parent),
                         {key: tuple(urns[u] for u in deps)
