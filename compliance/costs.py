@@ -292,15 +292,15 @@ def cost_model(inventory: Inventory, volumes: Volumes = Volumes(),
     uses = fargate_use(runtime)
     region = _price_region(inventory)
     if uses:
-        regional = prices["fargate_linux_x86"]["regions"].get(region)
-        caveats += [
-            (f"Fargate is priced with {region} Linux/x86 on-demand prices"
-             if regional else f"No Fargate price for {region} was found: Fargate is shown as "
-             "quantities") + "; each run is assumed to take its task kind's expectedMinutes "
-            "(Fargate bills per second, at least one minute); retries and runs started by hand "
-            "are not counted, nor CloudWatch Logs ingestion, Container Insights metrics, ECR "
-            "storage, Secrets Manager, KMS requests or network traffic (NAT, endpoints).",
-        ]
+        priced = (f"Fargate is priced with {region} Linux/x86 on-demand prices where "
+                  "prices.json has one (the other lines are quantities)"
+                  if region in prices["fargate_linux_x86"]["regions"] else
+                  f"No Fargate price for {region} was found: Fargate is shown as quantities")
+        caveats.append(
+            f"{priced}; each run is assumed to take its task kind's expectedMinutes (Fargate "
+            "bills per second, at least one minute); retries and runs started by hand are not "
+            "counted, nor CloudWatch Logs ingestion, Container Insights metrics, ECR storage, "
+            "Secrets Manager, KMS requests or network traffic (NAT, endpoints).")
     return CostModel(volumes, tuple(lines), prices["region_priced"], prices["compiled"],
                      tuple(caveats), tuple(fargate_lines(uses, region, prices)), region)
 

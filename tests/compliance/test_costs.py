@@ -149,6 +149,10 @@ def test_fargate_hours_per_task_kind_from_sizes_schedules_and_expected_minutes(
          "ephemeral storage (21 GiB per task, 20 GB included)"): (730.0, None),
     }
     assert model.fargate_region == "eu-central-1"
+    assert model.caveats[-1].startswith(
+        "Fargate is priced with eu-central-1 Linux/x86 on-demand prices where prices.json has "
+        "one (the other lines are quantities); each run is assumed to take its task kind's "
+        "expectedMinutes")
     assert round(model.fargate_total(), 2) == round(
         (17.375 + 5.0694 + 60.8333 + 182.5) * 0.04656
         + (34.75 + 10.1389 + 243.3333 + 365.0) * 0.00511, 2)
