@@ -124,7 +124,7 @@ __all__ = [
     "LintFinding",
     "LintResult",
     "PolicyKind",
-    "condition_scope",
+    "condition_scoped",
     "lint_policy",
 ]
 
@@ -337,14 +337,14 @@ def _kms_key_policy_resource_star(c: _Candidate) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Rule 5: resource-star-scoped-by-condition
+# Rule 5: condition-scoped-resource-star
 # --------------------------------------------------------------------------
 
-# Some actions can name their resource only through a condition key: ecs:ListTasks's one
-# resource type is a container instance, which a Fargate cluster has none of to name, so it is
-# granted on "*" with ArnEquals ecs:cluster (awsdocs/amazon-ecs-developer-guide issue 211).
-# Parliament's RESOURCE_STAR ("unnecessary use of Resource *") is accepted in an identity
-# policy only when every action it names is pinned by such a condition (`condition_scope`).
+# Actions whose resource type a call cannot name, granted on "*" and scoped by a condition key,
+# as AWS itself grants them: ecs:ListTasks is authorised on container instances, which Fargate
+# tasks have none of, so AWS CDK grants it on "*" with ecs:cluster (aws-cdk pull request 3199;
+# awsdocs/amazon-ecs-developer-guide issue 211). Accepted only when the key names the resource:
+# an ArnEquals on an ARN-typed key of the action's service, without a wildcard (`condition_scope`).
 
 
 def condition_scope(statement: Mapping[str, Any], action: str) -> str | None:
@@ -370,14 +370,17 @@ def condition_scope(statement: Mapping[str, Any], action: str) -> str | None:
     return None
 
 
-def _resource_star_scoped_by_condition(c: _Candidate) -> bool:
+def condition_scoped(statement: Mapping[str, Any]) -> bool:
+    """Every action of the statement has its resource named by a condition key."""
+    actions = _as_list(statement.get("Action"))
+    return bool(actions) and "NotAction" not in statement and all(
+        isinstance(a, str) and condition_scope(statement, a) for a in actions)
+
+
+def _condition_scoped_resource_star(c: _Candidate) -> bool:
     if c.kind != "identity" or c.code != "RESOURCE_STAR" or c.statement is None:
         return False
-    if _as_list(c.statement.get("Resource")) != ["*"] or "NotAction" in c.statement:
-        return False
-    named = c.detail if isinstance(c.detail, list) else []
-    return bool(named) and all(isinstance(a, str) and condition_scope(c.statement, a)
-                               for a in named)
+    return _as_list(c.statement.get("Resource")) == ["*"] and condition_scoped(c.statement)
 
 
 RULES: tuple[FalsePositiveRule, ...] = (
@@ -416,13 +419,13 @@ RULES: tuple[FalsePositiveRule, ...] = (
         matches=_kms_key_policy_resource_star,
     ),
     FalsePositiveRule(
-        id="resource-star-scoped-by-condition",
+        id="condition-scoped-resource-star",
         reason=(
-            'Resource "*" for an action whose resource is named by a condition key instead '
-            "(ecs:ListTasks with ArnEquals ecs:cluster: its only resource type, a container "
-            "instance, does not exist on Fargate)"
+            'an action on "*" whose resource an ArnEquals condition names (ecs:ListTasks with '
+            "ecs:cluster: a Fargate task has no container instance, the resource type "
+            "parliament expects)"
         ),
-        matches=_resource_star_scoped_by_condition,
+        matches=_condition_scoped_resource_star,
     ),
 )
 

@@ -66,7 +66,6 @@ def _no_wildcards(policy: PolicyDocument, inventory: Inventory) -> Verdict:
     document = policy.document()
     allows = [s for s in statements_of(document) if s.get("Effect") == "Allow"]
     unscoped: list[str] = []
-    by_condition: list[str] = []
     for statement in allows:
         sid = str(statement.get("Sid", "?"))
         if "NotAction" in statement or "NotResource" in statement:
@@ -78,22 +77,23 @@ def _no_wildcards(policy: PolicyDocument, inventory: Inventory) -> Verdict:
         for resource in as_list(statement.get("Resource")):
             if not _wildcard_resource(str(resource), key_policy=policy.is_key_policy):
                 continue
-            if resource == "*" and all(_resource_star_only(a) for a in actions):
+            if resource == "*" and (all(_resource_star_only(a) for a in actions)
+                                    or _condition_scoped(statement)):
                 unscoped.append(sid)
-                continue
-            keys = _condition_keys(statement, actions) if resource == "*" else None
-            if keys:
-                by_condition.append(f"{sid} by {', '.join(keys)}")
                 continue
             return failed(f"{sid}: wildcard resource {resource!r}", [sid])
     notes = [" (Resource \"*\" in a key policy is the key itself)"] if policy.is_key_policy else []
     if unscoped:
         notes.append(f" (Resource \"*\" in {', '.join(unscoped)}: actions AWS cannot scope to "
-                     "a resource)")
-    if by_condition:
-        notes.append(f" (Resource \"*\" scoped by condition: {'; '.join(by_condition)})")
+                     "a resource, or scoped by their condition key)")
     return passed(f"{len(allows)} Allow statement(s) name actions and resources{''.join(notes)}",
                   [str(s.get("Sid", "?")) for s in allows])
+
+
+def _condition_scoped(statement: dict[str, Any]) -> bool:
+    from compliance.lint import condition_scoped  # imported there with parliament
+
+    return condition_scoped(statement)
 
 
 def _resource_star_only(action: str) -> bool:
@@ -107,15 +107,6 @@ def _resource_star_only(action: str) -> bool:
     except parliament.UnknownActionException:
         return False
     return all(not item.get("resource_type") for item in info.get("resource_types", []))
-
-
-def _condition_keys(statement: Any, actions: list[str]) -> list[str] | None:
-    """The condition keys naming the resources of the actions that Resource "*" leaves
-    unscoped (compliance.lint.condition_scope); None unless each has one."""
-    from compliance.lint import condition_scope
-
-    keys = [condition_scope(statement, a) for a in actions if not _resource_star_only(a)]
-    return list(dict.fromkeys(str(k) for k in keys)) if keys and all(keys) else None
 
 
 def _wildcard_resource(resource: str, *, key_policy: bool) -> bool:

@@ -409,25 +409,33 @@ def _as_resource_policy(document: Mapping[str, Any], role_arn: str) -> dict[str,
 
 def _trust_probes(role: RoleView, inventory: Inventory) -> tuple[str, list[tuple[
         str, str, dict[str, str], bool]]]:
-    """(service, [(what, principal, context, admitted)]): the role's service with this
-    account's source is admitted; another account, another source, another principal not."""
+    """(service, [(what, principal, context, admitted)]): the role's service from each source
+    of the stack (a task of its cluster; for the scheduler, its schedules' group) is admitted;
+    another account, another source, another principal not."""
     account, region = _account(inventory), _stack_region(inventory)
     if "scheduler" in role.purposes:
         service = SCHEDULER_SERVICE
-        source = f"arn:aws:scheduler:{region}:{account}:schedule-group/default"
-        elsewhere = f"arn:aws:scheduler:{region}:{OTHER_ACCOUNT}:schedule-group/default"
+        groups = sorted({str(s.get("groupName") or "default")
+                         for s in inventory.of_type(SCHEDULE)}) or ["default"]
+        sources = [f"scheduler:{region}:{{}}:schedule-group/{group}" for group in groups]
     else:
-        clusters = sorted(_names(inventory, ECS_CLUSTER)) or ["cluster"]
         service = ECS_TASKS_SERVICE
-        source = f"arn:aws:ecs:{region}:{account}:task/{clusters[0]}/0123456789abcdef"
-        elsewhere = f"arn:aws:ecs:{region}:{OTHER_ACCOUNT}:task/{clusters[0]}/0123456789abcdef"
-    own = {"aws:SourceAccount": account, "aws:SourceArn": source}
-    probes = [
-        (f"{service} for this account", f"service:{service}", own, True),
+        sources = [f"ecs:{region}:{{}}:task/{cluster}/0123456789abcdef"
+                   for cluster in sorted(_names(inventory, ECS_CLUSTER)) or ["cluster"]]
+
+    def source_of(owner: str, source: str) -> str:
+        return f"arn:aws:{source.format(owner)}"
+
+    own = {"aws:SourceAccount": account, "aws:SourceArn": source_of(account, sources[0])}
+    probes = [(f"{service} from {source_of(account, source)}", f"service:{service}",
+               {"aws:SourceAccount": account, "aws:SourceArn": source_of(account, source)}, True)
+              for source in sources]
+    probes += [
         (f"{service} for another account", f"service:{service}",
-         {"aws:SourceAccount": OTHER_ACCOUNT, "aws:SourceArn": elsewhere}, False),
+         {"aws:SourceAccount": OTHER_ACCOUNT,
+          "aws:SourceArn": source_of(OTHER_ACCOUNT, sources[0])}, False),
         (f"{service} without aws:SourceAccount", f"service:{service}",
-         {"aws:SourceArn": source}, False),
+         {"aws:SourceArn": own["aws:SourceArn"]}, False),
         ("another service", "service:lambda.amazonaws.com", own, False),
         ("the account's administrator", account_administrator(inventory)[0], own, False),
     ]
@@ -463,8 +471,9 @@ def _trust_scoped(role: RoleView, inventory: Inventory) -> Verdict:
             sids += [ref.sid for ref in decision.deciding if ref.sid not in sids]
     except ValueError as error:
         return failed(f"{role.role_name}: cannot evaluate its trust policy ({error})")
+    refused = sum(1 for *_, admitted in probes if not admitted)
     return passed(f"{role.role_name}: assumable by {service} for account "
-                  f"{_account(inventory)} only ({len(probes) - 1} other requests refused)", sids)
+                  f"{_account(inventory)} only ({refused} other requests refused)", sids)
 
 
 @dataclass(frozen=True)
@@ -697,11 +706,21 @@ def _scan_on_push(repository: Declared, inventory: Inventory) -> Verdict:
     return passed(f"{repository.name}: scans each image on push")
 
 
-@control("ecr-kms-encrypted", "The image repository is encrypted with a customer managed KMS "
-         "key", severity="medium", scope=REPOSITORIES,
-         frameworks=("SecurityHub ECR.5", "CKV_AWS_136"))
-def _repository_encrypted(repository: Declared, inventory: Inventory) -> Verdict:
+@control("ecr-kms-encrypted", "The image repository is encrypted with KMS", severity="medium",
+         scope=REPOSITORIES, frameworks=("CKV_AWS_136",))
+def _repository_kms(repository: Declared, inventory: Inventory) -> Verdict:
     kind = repository.get("encryptionConfigurations", 0, "encryptionType")
     if kind != "KMS":
         return failed(f"{repository.name}: encryptionType {kind!r}, not KMS")
+    key = repository.get("encryptionConfigurations", 0, "kmsKey")
+    return passed(f"{repository.name}: encrypted with KMS, "
+                  + (f"key {key}" if key else "ECR's AWS managed key (aws/ecr)"))
+
+
+# Advisory: with ECR's AWS managed key, task execution roles pull without a grant in a key
+# policy of the stack; a customer managed key (ECR.5) needs one, and no policy can scope aws/ecr.
+@control("ecr-customer-managed-key", "The image repository is encrypted with a customer managed "
+         "KMS key", severity="low", scope=REPOSITORIES, frameworks=("SecurityHub ECR.5",),
+         mandatory=False)
+def _repository_customer_key(repository: Declared, inventory: Inventory) -> Verdict:
     return _encrypted(repository, "encryptionConfigurations", 0, "kmsKey")

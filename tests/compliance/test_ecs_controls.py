@@ -3,14 +3,21 @@ the shape of the design passes every control; one edit makes each case fail."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from compliance.controls import REGISTRY, controls_by_id, run_control
-from compliance.inventory import build_inventory
+from compliance.inventory import SCHEDULE, build_inventory
+from compliance.report import build_report
+from review.inventory import from_recorded
+from review.recording import run_program
+from review.stack_config import stack_settings
+from tests.support import stack_config
 from tests.support.control_cases import drop_condition, unknown_outputs
-from tests.support.ecs_cases import DRILL_ROLE, ECS_FAILING_EDITS, ECS_STATUSES
+from tests.support.ecs_cases import DRILL_ROLE, ECS_FAILING_EDITS, ECS_STATUSES, trust_changed
 from tests.support.ecs_resources import CLUSTER, NAMESPACE, REGION
-from tests.support.resources import edit_policy
+from tests.support.resources import declared_of, edit_policy
 
 
 def result(resources, control_id):
@@ -32,7 +39,7 @@ def test_one_edit_fails_the_control(ecs_declared, control_id, change, expected):
 
 def test_every_ecs_control_has_a_failing_case():
     ecs_controls = {c.id for c in REGISTRY if c.check.__module__ == "compliance.controls.ecs"}
-    assert len(ecs_controls) == 21
+    assert len(ecs_controls) == 22
     assert ecs_controls <= {control for control, _, _ in ECS_FAILING_EDITS}
 
 
@@ -46,7 +53,7 @@ ECS_UNKNOWN = {
         "ecs-execution-role-least-privilege", "ecs-scheduler-role-least-privilege",
         "scheduler-failed-deliveries-dead-lettered", "scheduler-runs-in-job-task-group",
         "logs-log-group-kms-encrypted", "sqs-queue-kms-encrypted", "secrets-kms-encrypted",
-        "ecr-kms-encrypted")},
+        "ecr-kms-encrypted", "ecr-customer-managed-key")},
     # Read from values known at preview: settings, retention, tag mutability, scanning.
     **{c: "pass" for c in ("ecs-cluster-container-insights", "logs-log-group-retained",
                            "ecr-tags-immutable", "ecr-scan-on-push")},
@@ -61,6 +68,21 @@ def test_unknown_values_are_reported_unknown_never_pass_or_fail(ecs_declared):
     trust = run_control(controls_by_id()["ecs-role-trust-scoped"], inventory)
     assert trust.findings[0].evidence == "ecs-role-scheduler.assumeRolePolicy is unknown during " \
                                          "preview"
+
+
+def test_the_scheduler_role_is_trusted_for_its_schedules_group(ecs_declared):
+    """As the runtime declares it: the schedules in a group of their own, the trust scoped to
+    that group's ARN."""
+    group = f"arn:aws:scheduler:{REGION}:111122223333:schedule-group/{CLUSTER}"
+    resources = trust_changed("ecs-role-scheduler", lambda s: s["Condition"].update(
+        ArnEquals={"aws:SourceArn": group}))(ecs_declared)
+    grouped = [dataclasses.replace(r, inputs={**r.inputs, "groupName": CLUSTER})
+               if r.type == SCHEDULE else r for r in resources]
+    findings = {f.subject: f for f in result(grouped, "ecs-role-trust-scoped").findings}
+    assert findings[f"{CLUSTER}-scheduler"].evidence == (
+        f"{CLUSTER}-scheduler: assumable by scheduler.amazonaws.com for account 111122223333 "
+        "only (4 other requests refused)")
+    assert result(resources, "ecs-role-trust-scoped").status == "fail"  # schedules elsewhere
 
 
 def test_drill_and_exporter_task_roles_are_restore_roles_with_exactly_the_ecs_extras(
@@ -93,20 +115,6 @@ def test_backup_task_roles_are_judged_as_backup_roles(ecs_declared):
         "s3:BypassGovernanceRetention could shorten")]
 
 
-def test_list_tasks_on_star_is_accepted_only_scoped_to_the_cluster(ecs_declared):
-    scoped = next(f for f in result(ecs_declared, "iam-no-wildcard-allow").findings
-                  if f.subject == "ecs-role-task-drill-task (identity)")
-    assert scoped.evidence == (
-        "3 Allow statement(s) name actions and resources (Resource \"*\" in "
-        "AllowJobOutcomeMetrics: actions AWS cannot scope to a resource) (Resource \"*\" scoped "
-        "by condition: AllowOverlapGuardList by ecs:cluster)")
-    unscoped = edit_policy(ecs_declared, "ecs-role-task-drill-task",
-                           drop_condition("AllowOverlapGuardList", "ArnEquals"))
-    outcome = result(unscoped, "iam-no-wildcard-allow")
-    assert [(f.subject, f.evidence) for f in outcome.findings if f.status == "fail"] == [
-        ("ecs-role-task-drill-task (identity)", "AllowOverlapGuardList: wildcard resource '*'")]
-
-
 SECRET_IN_TASK = '''
 import json
 import pulumi
@@ -124,8 +132,6 @@ aws.ecs.TaskDefinition("clean", family="clean", container_definitions=json.dumps
 def test_a_secret_built_into_a_task_definition_is_seen_in_the_recorded_run(tmp_path):
     """Pulumi marks a value built from a secret as secret: the recording keeps the mark, the
     inventory names the input, and the control fails the task definition that holds it."""
-    from review.inventory import from_recorded
-    from review.recording import run_program
 
     (tmp_path / "__main__.py").write_text(SECRET_IN_TASK)
     run = run_program(tmp_path, stack="probe", config={"aws:region": REGION})
@@ -138,3 +144,17 @@ def test_a_secret_built_into_a_task_definition_is_seen_in_the_recorded_run(tmp_p
     assert outcome.findings[1].evidence == (
         "leaky: containerDefinitions is built from a secret value (a secret config key): ECS "
         "would keep it in plaintext")
+
+
+def test_the_scale_stack_passes_every_mandatory_control(stack_run):
+    """Pulumi.scale.yaml as the runtime declares it: every ECS control judges its resources;
+    only the advisory customer-managed ECR key fails (the runtime uses ECR's AWS managed key)."""
+    settings = stack_settings(stack_config("scale"), "scale")
+    inventory = build_inventory(declared_of(stack_run("scale")))
+    report = build_report("scale", inventory, settings.waivers, runtime=settings.runtime)
+    assert report.mandatory_failures() == []
+    statuses = {r.id: r.status for r in report.results
+                if r.control.check.__module__ == "compliance.controls.ecs"}
+    assert statuses == {**dict.fromkeys(statuses, "pass"), "ecr-customer-managed-key": "fail"}
+    assert {line.bucket.split(" ")[0] for line in report.cost.fargate} == {
+        "postgres", "files", "drill", "exporter"}

@@ -357,7 +357,7 @@ LIST_TASKS_STAR = LintFinding("RESOURCE_STAR", "LOW", "Unnecessary use of Resour
 
 def test_list_tasks_pinned_to_one_cluster_is_accepted() -> None:
     assert lint_policy(policy(LIST_TASKS), kind="identity") == LintResult(
-        findings=(), accepted=(accepted(LIST_TASKS_STAR, "resource-star-scoped-by-condition"),))
+        findings=(), accepted=(accepted(LIST_TASKS_STAR, "condition-scoped-resource-star"),))
 
 
 @pytest.mark.parametrize("condition", [
@@ -402,7 +402,7 @@ def test_rule_ids_are_unique_and_documented() -> None:
         "decimal-tls-version",
         "trust-policy-has-no-resource",
         "kms-key-policy-resource-star",
-        "resource-star-scoped-by-condition",
+        "condition-scoped-resource-star",
     ]
     assert all(r.reason for r in RULES)
 

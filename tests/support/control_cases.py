@@ -67,6 +67,7 @@ PROD_STATUSES = {
     "ecr-tags-immutable": "n/a",
     "ecr-scan-on-push": "n/a",
     "ecr-kms-encrypted": "n/a",
+    "ecr-customer-managed-key": "n/a",
 }
 
 

@@ -172,6 +172,12 @@ ECS_FAILING_EDITS: list[tuple[str, Edit, list[tuple[str, str]]]] = [
          {"aws:SourceArn": f"arn:aws:*:{REGION}:{ACCOUNT}:*"})),
      [(DRILL_ROLE, f"{DRILL_ROLE}: sts:AssumeRole by ecs-tasks.amazonaws.com for a source of "
                    "another service is admitted")]),
+    ("ecs-role-trust-scoped",  # a schedule group the stack's schedules are not in
+     trust_changed("ecs-role-scheduler", lambda s: s["Condition"].update(ArnEquals={
+         "aws:SourceArn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/other"})),
+     [(f"{CLUSTER}-scheduler", f"{CLUSTER}-scheduler: sts:AssumeRole by scheduler.amazonaws.com "
+                               f"from arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/default "
+                               "is refused")]),
     ("ecs-role-trust-scoped",
      trust_changed("ecs-role-scheduler", lambda s: s.pop("Condition")),
      [(f"{CLUSTER}-scheduler", f"{CLUSTER}-scheduler: sts:AssumeRole by "
@@ -284,7 +290,7 @@ ECS_FAILING_EDITS: list[tuple[str, Edit, list[tuple[str, str]]]] = [
      lambda r: edit(r, "ecs-image-repository", lambda i: i.update(
          encryptionConfigurations=[{"encryptionType": "AES256"}])),
      [("ecs-image-repository", "ecs-image-repository: encryptionType 'AES256', not KMS")]),
-    ("ecr-kms-encrypted",  # KMS without a key: ECR's AWS managed aws/ecr
+    ("ecr-customer-managed-key",  # KMS without a key: ECR's AWS managed aws/ecr
      lambda r: edit(r, "ecs-image-repository", lambda i: i["encryptionConfigurations"][0].pop(
          "kmsKey")),
      [("ecs-image-repository", "ecs-image-repository: no KMS key "
