@@ -15,7 +15,7 @@ from review.recording import run_program
 from review.stack_config import stack_settings
 from tests.support import stack_config
 from tests.support.control_cases import drop_condition, unknown_outputs
-from tests.support.ecs_cases import DRILL_ROLE, ECS_FAILING_EDITS, ECS_STATUSES, trust_changed
+from tests.support.ecs_cases import DRILL_ROLE, ECS_FAILING_EDITS, ECS_STATUSES
 from tests.support.ecs_resources import CLUSTER, NAMESPACE, REGION
 from tests.support.resources import declared_of, edit_policy
 
@@ -71,18 +71,20 @@ def test_unknown_values_are_reported_unknown_never_pass_or_fail(ecs_declared):
 
 
 def test_the_scheduler_role_is_trusted_for_its_schedules_group(ecs_declared):
-    """As the runtime declares it: the schedules in a group of their own, the trust scoped to
-    that group's ARN."""
-    group = f"arn:aws:scheduler:{REGION}:111122223333:schedule-group/{CLUSTER}"
-    resources = trust_changed("ecs-role-scheduler", lambda s: s["Condition"].update(
-        ArnEquals={"aws:SourceArn": group}))(ecs_declared)
-    grouped = [dataclasses.replace(r, inputs={**r.inputs, "groupName": CLUSTER})
-               if r.type == SCHEDULE else r for r in resources]
-    findings = {f.subject: f for f in result(grouped, "ecs-role-trust-scoped").findings}
+    """The schedules are in a group of their own, the trust scoped to that group's ARN: out of
+    the group (Scheduler's default one), the trust would refuse them."""
+    findings = {f.subject: f for f in result(ecs_declared, "ecs-role-trust-scoped").findings}
     assert findings[f"{CLUSTER}-scheduler"].evidence == (
         f"{CLUSTER}-scheduler: assumable by scheduler.amazonaws.com for account 111122223333 "
         "only (4 other requests refused)")
-    assert result(resources, "ecs-role-trust-scoped").status == "fail"  # schedules elsewhere
+    ungrouped = [dataclasses.replace(r, inputs={k: v for k, v in r.inputs.items()
+                                                if k != "groupName"})
+                 if r.type == SCHEDULE else r for r in ecs_declared]
+    assert [(f.subject, f.evidence) for f in result(ungrouped, "ecs-role-trust-scoped").findings
+            if f.status == "fail"] == [(
+                f"{CLUSTER}-scheduler", f"{CLUSTER}-scheduler: sts:AssumeRole by "
+                f"scheduler.amazonaws.com from arn:aws:scheduler:{REGION}:111122223333:"
+                "schedule-group/default is refused")]
 
 
 def test_drill_and_exporter_task_roles_are_restore_roles_with_exactly_the_ecs_extras(

@@ -55,8 +55,9 @@ def statement_added(policy: str, statement: dict[str, Any]) -> Edit:
 
 
 def trust_changed(role: str, change: Callable[[dict[str, Any]], None]) -> Edit:
-    return lambda resources: edit_policy(resources, role, change_statement(
-        "AllowServiceAssumeRole", change), field="assumeRolePolicy")
+    """An edit of the role's (one) trust statement."""
+    return lambda resources: edit_policy(resources, role, lambda document: change(
+        document["Statement"][0]), field="assumeRolePolicy")
 
 
 def target(schedule: str, change: Callable[[dict[str, Any]], None]) -> Edit:
@@ -176,8 +177,8 @@ ECS_FAILING_EDITS: list[tuple[str, Edit, list[tuple[str, str]]]] = [
      trust_changed("ecs-role-scheduler", lambda s: s["Condition"].update(ArnEquals={
          "aws:SourceArn": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/other"})),
      [(f"{CLUSTER}-scheduler", f"{CLUSTER}-scheduler: sts:AssumeRole by scheduler.amazonaws.com "
-                               f"from arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/default "
-                               "is refused")]),
+                               f"from arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/"
+                               f"{CLUSTER} is refused")]),
     ("ecs-role-trust-scoped",
      trust_changed("ecs-role-scheduler", lambda s: s.pop("Condition")),
      [(f"{CLUSTER}-scheduler", f"{CLUSTER}-scheduler: sts:AssumeRole by "
@@ -205,24 +206,24 @@ ECS_FAILING_EDITS: list[tuple[str, Edit, list[tuple[str, str]]]] = [
                                     "without StringEquals kms:ViaService = "
                                     f"secretsmanager.{REGION}.amazonaws.com")]),
     ("ecs-scheduler-role-least-privilege",
-     lambda r: edit_policy(r, SCHEDULER, drop_condition("AllowRunJobTasks", "ArnEquals")),
-     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowRunJobTasks grants ecs:RunTask without "
+     lambda r: edit_policy(r, SCHEDULER, drop_condition("AllowRunBackupTasks", "ArnEquals")),
+     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowRunBackupTasks grants ecs:RunTask without "
                                "ArnEquals ecs:cluster = the stack's cluster")]),
     ("ecs-scheduler-role-least-privilege",  # the host role, with its write access
-     lambda r: edit_policy(r, SCHEDULER, change_statement("AllowPassJobRoles", lambda s: s[
+     lambda r: edit_policy(r, SCHEDULER, change_statement("AllowPassTaskRoles", lambda s: s[
          "Resource"].append(f"arn:aws:iam::{ACCOUNT}:role/backup-server"))),
-     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowPassJobRoles grants iam:PassRole on "
+     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowPassTaskRoles grants iam:PassRole on "
                                f"arn:aws:iam::{ACCOUNT}:role/backup-server, not roles tagged "
                                "task-postgres, task-files, task-drill, task-exporter, "
                                "task-execution")]),
     ("ecs-scheduler-role-least-privilege",
-     lambda r: edit_policy(r, SCHEDULER, drop_condition("AllowPassJobRoles", "StringEquals")),
-     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowPassJobRoles grants iam:PassRole without "
+     lambda r: edit_policy(r, SCHEDULER, drop_condition("AllowPassTaskRoles", "StringEquals")),
+     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowPassTaskRoles grants iam:PassRole without "
                                "StringEquals iam:PassedToService = ecs-tasks.amazonaws.com")]),
     ("ecs-scheduler-role-least-privilege",
-     lambda r: edit_policy(r, SCHEDULER, change_statement("AllowDeadLetter", lambda s: s.update(
+     lambda r: edit_policy(r, SCHEDULER, change_statement("AllowDeadLetters", lambda s: s.update(
          Resource=QUEUE_ARN.replace("schedules-dlq", "other")))),
-     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowDeadLetter grants sqs:SendMessage on "
+     [(f"{CLUSTER}-scheduler", f"{SCHEDULER}: AllowDeadLetters grants sqs:SendMessage on "
                                f"{QUEUE_ARN.replace('schedules-dlq', 'other')}, not the stack's "
                                "queue")]),
     ("ecs-scheduler-role-least-privilege",

@@ -1,8 +1,9 @@
 """The ECS placement as the controls see it, built by hand from the interfaces of issue 12 (the
-runtime that declares it lands separately): prod's resources plus a cluster, a task definition
-per task kind, their roles, log groups, secrets, the image repository, the dead-letter queue
-and a schedule per job, in the shapes pulumi-aws records — and the bucket and key policies
-granting each task role beside the host role whose access it has.
+runtime's own documents come from its builders, components.ecs_policies): prod's resources plus
+a cluster, a task definition per task kind, their roles, log groups, secrets, the image
+repository, the dead-letter queue and a schedule per job, in the shapes pulumi-aws records —
+and the bucket and key policies granting each task role beside the host role whose access it
+has. Independent of the runtime component's resource names, unlike Pulumi.scale.yaml's run.
 
 `ecs_stack(prod)` returns the resources; edits of them (tests.support.resources.edit) make the
 failing cases.
@@ -27,7 +28,17 @@ from compliance.inventory import (
     TASK_DEFINITION,
     Declared,
 )
-from components.policies import key_administration
+from components.ecs_policies import (
+    execution_role_policy,
+    execution_trust_policy,
+    runtime_key_policy,
+    scheduler_role_policy,
+    scheduler_trust_policy,
+    task_role_extras,
+    task_trust_policy,
+)
+from components.ecs_settings import EfsVolume
+from components.policies import to_json
 from contract.agent_settings import SETTINGS_VARIABLE
 from contract.jobs import DRILL, Job, database_job, files_job
 from contract.layout import ROLE_PURPOSE_TAG
@@ -81,76 +92,36 @@ def _declared(component: str, type_: str, name: str, inputs: dict[str, Any]) -> 
                     f"{type_}::{name}", type_, name, inputs, parent)
 
 
-def _document(*statements: dict[str, Any]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+TASK_TRUST: Final = to_json(task_trust_policy(ACCOUNT, REGION))
+SCHEDULE_GROUP_ARN: Final = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/{CLUSTER}"
+EFS: Final = EfsVolume(FILE_SYSTEM, ACCESS_POINT, "/mnt/uploads")
 
 
-def trust(service: str, *, source_arn: str | None) -> str:
-    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
-    if source_arn:
-        condition["ArnLike"] = {"aws:SourceArn": source_arn}
-    return _document({"Sid": "AllowServiceAssumeRole", "Effect": "Allow",
-                      "Principal": {"Service": service}, "Action": "sts:AssumeRole",
-                      "Condition": condition})
+def task_extras(kind: str) -> dict[str, Any] | None:
+    return task_role_extras(kind, region=REGION, account_id=ACCOUNT, cluster_name=CLUSTER,
+                            cluster_arn=CLUSTER_ARN, metrics_namespace=NAMESPACE,
+                            efs_volumes=(EFS,))
 
 
-TASK_TRUST: Final = trust("ecs-tasks.amazonaws.com",
-                          source_arn=f"arn:aws:ecs:{REGION}:{ACCOUNT}:*")
-
-METRICS: Final = {"Sid": "AllowJobOutcomeMetrics", "Effect": "Allow",
-                  "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
-                  "Condition": {"StringEquals": {"cloudwatch:namespace": NAMESPACE}}}
-OVERLAP_LIST: Final = {"Sid": "AllowOverlapGuardList", "Effect": "Allow",
-                       "Action": ["ecs:ListTasks"], "Resource": "*",
-                       "Condition": {"ArnEquals": {"ecs:cluster": CLUSTER_ARN}}}
-OVERLAP_DESCRIBE: Final = {"Sid": "AllowOverlapGuardDescribe", "Effect": "Allow",
-                           "Action": ["ecs:DescribeTasks"],
-                           "Resource": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/{CLUSTER}/*"}
-FILE_SET_MOUNT: Final = {
-    "Sid": "AllowFileSetMount", "Effect": "Allow", "Action": ["elasticfilesystem:ClientMount"],
-    "Resource": f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:file-system/{FILE_SYSTEM}",
-    "Condition": {"ArnEquals": {"elasticfilesystem:AccessPointArn":
-                                   f"arn:aws:elasticfilesystem:{REGION}:{ACCOUNT}:access-point/"
-                                   f"{ACCESS_POINT}"}}}
-TASK_EXTRAS: Final = {"task-postgres": (METRICS, OVERLAP_LIST, OVERLAP_DESCRIBE),
-                      "task-files": (METRICS, OVERLAP_LIST, OVERLAP_DESCRIBE, FILE_SET_MOUNT),
-                      "task-drill": (METRICS, OVERLAP_LIST, OVERLAP_DESCRIBE),
-                      "task-exporter": ()}
+METRICS: Final = task_extras("drill")["Statement"][0]  # type: ignore[index]
 
 
 def _execution_policy() -> str:
-    return _document(
-        {"Sid": "AllowImagePullToken", "Effect": "Allow",
-         "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
-        {"Sid": "AllowImagePull", "Effect": "Allow",
-         "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-         "Resource": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY}"},
-        {"Sid": "AllowTaskLogs", "Effect": "Allow",
-         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group(kind)}:*"
-                      for kind in (*JOBS, "exporter")]},
-        {"Sid": "AllowTaskSecrets", "Effect": "Allow",
-         "Action": ["secretsmanager:GetSecretValue"],
-         "Resource": [secret_arn(name) for name in SECRETS.values()]},
-        {"Sid": "AllowTaskSecretsKey", "Effect": "Allow", "Action": ["kms:Decrypt"],
-         "Resource": RUNTIME_KEY,
-         "Condition": {"StringEquals": {"kms:ViaService":
-                                        f"secretsmanager.{REGION}.amazonaws.com"}}})
+    return to_json(execution_role_policy(
+        region=REGION, repository_arn=f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{REPOSITORY}",
+        log_group_arns=[f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group(kind)}"
+                        for kind in (*JOBS, "exporter")],
+        secret_arns=[secret_arn(name) for name in SECRETS.values()], key_arn=RUNTIME_KEY))
 
 
 def _scheduler_policy() -> str:
-    return _document(
-        {"Sid": "AllowRunJobTasks", "Effect": "Allow", "Action": ["ecs:RunTask"],
-         "Resource": [f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{CLUSTER}-{kind}:*"
-                      for kind in JOBS],
-         "Condition": {"ArnEquals": {"ecs:cluster": CLUSTER_ARN}}},
-        {"Sid": "AllowPassJobRoles", "Effect": "Allow", "Action": ["iam:PassRole"],
-         "Resource": [*(role_arn(f"task-{kind}") for kind in JOBS), role_arn("task-execution")],
-         "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
-        {"Sid": "AllowDeadLetter", "Effect": "Allow", "Action": ["sqs:SendMessage"],
-         "Resource": QUEUE_ARN},
-        {"Sid": "AllowDeadLetterKey", "Effect": "Allow",
-         "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": RUNTIME_KEY})
+    return to_json(scheduler_role_policy(
+        region=REGION, cluster_arn=CLUSTER_ARN,
+        task_definition_arns=[f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{CLUSTER}-{kind}:*"
+                              for kind in JOBS],
+        passed_role_arns=[*(role_arn(f"task-{kind}") for kind in JOBS),
+                          role_arn("task-execution")],
+        queue_arn=QUEUE_ARN, key_arn=RUNTIME_KEY))
 
 
 def container_definitions(kind: str) -> str:
@@ -192,7 +163,7 @@ def _task_definition(kind: str) -> Declared:
 def _schedule(job: Job) -> Declared:
     command = ["drill"] if job.name is None else ["run", job.kind, job.name]
     return _declared("EcsJobs", SCHEDULE, f"ecs-schedule-{job.id.replace(':', '-')}", {
-        "name": f"{CLUSTER}-{job.id.replace(':', '-')}",
+        "name": f"{CLUSTER}-{job.id.replace(':', '-')}", "groupName": CLUSTER,
         "scheduleExpression": "cron(0 2 * * ? *)", "scheduleExpressionTimezone": "Europe/Berlin",
         "flexibleTimeWindow": {"mode": "OFF"},
         "target": {
@@ -232,8 +203,9 @@ def _task_role_policies(purpose: str, prod: dict[str, Declared]) -> list[Declare
                                      if s["Sid"] not in OUTCOME_SIDS]
         found.append(_role_policy(purpose, policy.removeprefix("backup-"),
                                   json.dumps(document)))
-    if TASK_EXTRAS[purpose]:
-        found.append(_role_policy(purpose, "task", _document(*TASK_EXTRAS[purpose])))
+    extras = task_extras(purpose.removeprefix("task-"))
+    if extras:
+        found.append(_role_policy(purpose, "task", to_json(extras)))
     return found
 
 
@@ -263,14 +235,7 @@ def _runtime_key() -> Declared:
         "description": "Encrypts the ECS runtime's logs, secrets and dead-letter queue",
         "enableKeyRotation": True, "region": REGION, "deletionWindowInDays": 30.0,
         "tags": {"biometrics-backup-stack": "prod"},
-        "policy": _document(key_administration(ACCOUNT), {
-            "Sid": "AllowLogsEncryption", "Effect": "Allow",
-            "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
-            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": "*",
-            "Condition": {"StringLike": {"kms:EncryptionContext:aws:logs:arn":
-                                      f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
-                                      f"/biometrics-backup/{CLUSTER}/*"}}})})
+        "policy": to_json(runtime_key_policy(ACCOUNT, REGION, f"/biometrics-backup/{CLUSTER}/"))})
 
 
 def ecs_stack(prod: list[Declared]) -> list[Declared]:
@@ -281,8 +246,8 @@ def ecs_stack(prod: list[Declared]) -> list[Declared]:
         _declared("EcsCluster", ECS_CLUSTER, "ecs-cluster", {
             "name": CLUSTER, "settings": [{"name": "containerInsights", "value": "enabled"}]}),
         *(_role(purpose, TASK_TRUST) for purpose in task_roles),
-        _role("task-execution", TASK_TRUST),
-        _role("scheduler", trust("scheduler.amazonaws.com", source_arn=None)),
+        _role("task-execution", to_json(execution_trust_policy())),
+        _role("scheduler", to_json(scheduler_trust_policy(ACCOUNT, SCHEDULE_GROUP_ARN))),
         _role_policy("task-execution", "access", _execution_policy()),
         _role_policy("scheduler", "access", _scheduler_policy()),
         _runtime_key(),
