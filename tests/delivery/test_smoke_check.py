@@ -474,7 +474,7 @@ def stock_moto():
 
 
 def test_stock_moto_fails_logging_into_a_bucket_with_tls_denies(rendered, stock_moto):
-    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (1/2).
+    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (1/3).
     If this starts failing, moto is fixed and that patch can go."""
     preview, _ = rendered["prod"]
     log_bucket = f"{PRIMARY}-access-logs"
@@ -492,7 +492,7 @@ def test_stock_moto_fails_logging_into_a_bucket_with_tls_denies(rendered, stock_
 
 
 def test_stock_moto_loses_delete_marker_replication(rendered, stock_moto):
-    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (2/2):
+    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (2/3):
     stock moto 5.2.1 answers GetBucketReplication with DeleteMarkerReplication "Disabled"
     whatever was stored, and without SourceSelectionCriteria."""
     preview, _ = rendered["prod"]
@@ -545,3 +545,36 @@ def test_what_moto_answers_for_the_ecs_runtime(rendered, moto_url):
     schedule = client("scheduler", moto_url, "eu-central-1").get_schedule(
         Name=f"{CLUSTER}-drill", GroupName=CLUSTER)
     assert "ActionAfterCompletion" not in schedule
+
+
+def run_files_task(url, preview):
+    """RunTask of the scale stack's files task definition as rendered, in a VPC standing in for
+    the one the stack does not manage (DNS hostnames on: moto's ENI needs them)."""
+    ec2 = client("ec2", url, "eu-central-1")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="backup-tasks", Description="backup tasks",
+                                      VpcId=vpc)["GroupId"]
+    ecs = boto3.client("ecs", region_name="eu-central-1", endpoint_url=url,
+                       config=Config(retries={"total_max_attempts": 1}))
+    ecs.create_cluster(clusterName=CLUSTER)
+    document = json.loads((preview / "ecs-jobs/files-task-definition.json").read_text())
+    assert "memory" not in document["containerDefinitions"][0]
+    arn = ecs.register_task_definition(**document)["taskDefinition"]["taskDefinitionArn"]
+    return ecs.run_task(cluster=CLUSTER, taskDefinition=arn, launchType="FARGATE",
+                        networkConfiguration={"awsvpcConfiguration": {
+                            "subnets": [subnet], "securityGroups": [group],
+                            "assignPublicIp": "DISABLED"}})
+
+
+def test_stock_moto_fails_run_task_of_a_fargate_container_without_memory(rendered, stock_moto,
+                                                                          moto_url):
+    """Why the tests run delivery.local_aws, not moto_server (3/3): stock moto 5.2.1 answers
+    RunTask with a 500 for these task definitions (memory set on the task, not its container,
+    as Fargate allows); delivery.local_aws starts the task."""
+    preview, _ = rendered["scale"]
+    with pytest.raises(ClientError, match=r"\(500\).*RunTask"):
+        run_files_task(stock_moto, preview)
+    [task] = run_files_task(moto_url, preview)["tasks"]
+    assert (task["lastStatus"], task["launchType"]) == ("RUNNING", "FARGATE")
