@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from backup_agent import schedule, tools
+from backup_agent import schedule, task, tools
 from backup_agent.commands.host import JobFailed, UsageError, check_job
 from contract.agent_settings import AgentSettings
 from contract.jobs import Job
@@ -39,8 +39,9 @@ def handle(settings: AgentSettings, args: argparse.Namespace) -> int:
     for job in jobs:
         check_job(settings, job)
     for job in jobs:
-        try:
-            print(schedule.job_runner(settings, job)())
-        except Exception as error:  # reported as one line naming the job
-            raise JobFailed(f"{job}: {tools.describe_failure(error)}") from error
+        with task.job_run(settings, job):
+            try:
+                print(schedule.job_runner(settings, job)())
+            except Exception as error:  # reported as one line naming the job
+                raise JobFailed(f"{job}: {tools.describe_failure(error)}") from error
     return 0

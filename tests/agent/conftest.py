@@ -223,6 +223,31 @@ def agent_settings(moto_endpoint: str, bucket: str, shared_dir: Path,
     return settings_maker(moto_endpoint, bucket, shared_dir, fake_walg)
 
 
+def make_tree(root: Path, files_count: int = 20) -> dict[str, bytes]:
+    """A tree of random files under root/uploads and root/config; path -> content."""
+    contents = {}
+    for index in range(files_count):
+        sub = root / ("uploads" if index % 2 else "config")
+        sub.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(1000 + index * 37)
+        (sub / f"file-{index}.bin").write_bytes(data)
+        contents[str(sub / f"file-{index}.bin")] = data
+    return contents
+
+
+def file_set_data(source: Path) -> dict:
+    """Settings keys for one file set `app` over `make_tree(source)`, placed here."""
+    return {
+        "fileSets": [{
+            "name": "app", "paths": [str(source / "uploads"), str(source / "config")],
+            "tags": ["production", "automated"], "hostname": "app-files",
+            "keep": {"daily": 7, "weekly": 4, "monthly": 6}, "checkSubset": "100%",
+            "schedule": "0 3 * * *", "rpoSeconds": 86400,
+        }],
+        "jobs": ["files:app"],
+    }
+
+
 def copy_bucket(s3: Any, source: str, target: str) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source):
         for item in page.get("Contents", []):
