@@ -146,11 +146,10 @@ def first_twin(own: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, An
     return min(earlier, key=_order) if earlier else None
 
 
-def _group_tasks(ecs: Any, cluster: str, own_arn: str) -> list[dict[str, Any]]:
+def running_tasks(ecs: Any, cluster: str) -> list[dict[str, Any]]:
+    """Every task of the cluster meant to run (this one among them), described."""
     arns = [arn for page in ecs.get_paginator("list_tasks").paginate(
         cluster=cluster, desiredStatus="RUNNING") for arn in page["taskArns"]]
-    if own_arn not in arns:
-        arns.append(own_arn)
     return [task for start in range(0, len(arns), DESCRIBE_BATCH)
             for task in ecs.describe_tasks(cluster=cluster,
                                            tasks=arns[start:start + DESCRIBE_BATCH])["tasks"]]
@@ -160,14 +159,14 @@ def check_no_twin(task: TaskRuntime, own: OwnTask, job: str) -> None:
     """JobSkipped naming the twin if an earlier task of the job's group still runs."""
     group = task_group(Job.parse(job))
     try:
-        tasks = _group_tasks(client("ecs", own.region), task.cluster, own.arn)
+        tasks = running_tasks(client("ecs", own.region), task.cluster)
     except Exception as error:  # the guard cannot decide: the job must not run unguarded
         raise JobFailed(f"{job}: overlap guard: {tools.describe_failure(error, 'ECS')}") \
             from error
     mine = next((t for t in tasks if t["taskArn"] == own.arn), None)
     if mine is None:
-        raise JobFailed(f"{job}: overlap guard: ECS does not describe this task {own.arn} in "
-                        f"cluster {task.cluster}")
+        raise JobFailed(f"{job}: overlap guard: this task {own.arn} is not running in cluster "
+                        f"{task.cluster}")
     if mine.get("group") != group:
         raise UsageError(f"{job}: this task's group is {mine.get('group')!r}; allowed: the "
                          f"group {group} (the schedules start it there; by hand: aws ecs "

@@ -6,6 +6,7 @@ AWS credentials are dummies for moto, set only in this test process's environmen
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -24,9 +25,11 @@ import boto3
 import pytest
 import yaml
 
-from backup_agent import config
-from contract.agent_settings import AgentSettings
+from backup_agent import config, task
+from contract.agent_settings import SETTINGS_VARIABLE, AgentSettings, to_json
 from tests.conftest import required_tool
+
+from .task_endpoints import metadata_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
@@ -274,3 +277,79 @@ def with_runtime(**changes: Any) -> dict[str, Any]:
         target[last] = value
     raw["runtime"] = runtime
     return raw
+
+
+# --- ECS tasks: moto's ECS and CloudWatch, a task metadata endpoint -------------------------
+
+# The variable the task definitions name for the restic password.
+SECRET_VARIABLE = "BACKUP_AGENT_SECRET_RESTIC_PASSWORD"
+
+
+@pytest.fixture
+def ecs(moto_endpoint):
+    return boto3.client("ecs", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def cloudwatch(moto_endpoint):
+    return boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def cluster(ecs):
+    name = f"backup-{uuid.uuid4().hex[:8]}"
+    ecs.create_cluster(clusterName=name)
+    return name
+
+
+def start_tasks(ecs: Any, cluster: str, group: str | None, count: int = 1) -> list[str]:
+    """`count` tasks started by one RunTask in `group` (None: ECS's default, the family), their
+    ARNs sorted. The task definition
+    has the default network mode: moto 5.2.1's run_task fails on an awsvpc network
+    configuration (AttributeError: 'NetworkInterface' object has no attribute
+    'private_dns_name'); the guard reads only the ARN, group, desiredStatus and createdAt."""
+    definition = ecs.register_task_definition(family=f"{cluster}-agent", containerDefinitions=[
+        {"name": "backup-agent", "image": "backup-agent", "cpu": 256, "memory": 512}])
+    tasks = ecs.run_task(cluster=cluster, launchType="FARGATE", count=count,
+                         taskDefinition=definition["taskDefinition"]["taskDefinitionArn"],
+                         **({"group": group} if group else {}))["tasks"]
+    return sorted(t["taskArn"] for t in tasks)
+
+
+@pytest.fixture
+def metadata():
+    with metadata_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def in_task(monkeypatch, moto_endpoint, metadata):
+    """`enter(arn, settings)`: this process becomes the container of task `arn` — its
+    metadata endpoint, its settings, the restic password as its secret variable, TMPDIR beside
+    the state directory — with ECS and CloudWatch at moto (botocore's
+    AWS_ENDPOINT_URL_<SERVICE>)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", moto_endpoint)
+
+    def enter(arn: str, settings) -> None:
+        monkeypatch.setenv(task.METADATA_VARIABLE, metadata.uri(arn))
+        monkeypatch.setenv(SETTINGS_VARIABLE, to_json(settings))
+        monkeypatch.setenv(SECRET_VARIABLE, RESTIC_PASSWORD)
+        monkeypatch.setenv("TMPDIR", str(Path(settings.state_dir).parent / "tmp"))
+
+    return enter
+
+
+def outcomes_put(cloudwatch, namespace: str) -> list[tuple[str, list, dict]]:
+    """Every metric in the namespace with its statistics over the last hour."""
+    now = dt.datetime.now(dt.UTC)
+    found = []
+    for metric in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]:
+        [point] = cloudwatch.get_metric_statistics(
+            Namespace=namespace, MetricName=metric["MetricName"],
+            Dimensions=metric["Dimensions"], StartTime=now - dt.timedelta(hours=1),
+            EndTime=now + dt.timedelta(hours=1), Period=7200,
+            Statistics=["SampleCount", "Sum", "Minimum", "Maximum"])["Datapoints"]
+        found.append((metric["MetricName"], metric["Dimensions"], {
+            key: point[key] for key in ("SampleCount", "Sum", "Minimum", "Maximum", "Unit")}))
+    return found

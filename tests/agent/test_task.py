@@ -13,7 +13,6 @@ import stat
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from backup_agent import cli, config, evidence, task
@@ -22,68 +21,19 @@ from contract.jobs import Job
 from contract.layout import RESTIC_PREFIX
 from contract.tasks import JOB_DIMENSION, OUTCOME_METRIC, SKIPPED_EXIT, task_group
 
-from . import task_endpoints
-from .conftest import REGION, RESTIC_PASSWORD, file_set_data, make_tree
+from .conftest import (
+    RESTIC_PASSWORD,
+    SECRET_VARIABLE,
+    file_set_data,
+    make_tree,
+    outcomes_put,
+    start_tasks,
+)
 
 pytestmark = pytest.mark.usefixtures("restic_binary")
 
-SECRET_VARIABLE = "BACKUP_AGENT_SECRET_RESTIC_PASSWORD"
 JOB = "files:app"
 JOB_GROUP = task_group(Job.parse(JOB))
-
-
-@pytest.fixture
-def ecs(moto_endpoint):
-    return boto3.client("ecs", endpoint_url=moto_endpoint, region_name=REGION)
-
-
-@pytest.fixture
-def cloudwatch(moto_endpoint):
-    return boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name=REGION)
-
-
-@pytest.fixture
-def cluster(ecs):
-    name = f"backup-{uuid.uuid4().hex[:8]}"
-    ecs.create_cluster(clusterName=name)
-    return name
-
-
-def start_tasks(ecs, cluster: str, count: int = 1,
-                group: str | None = JOB_GROUP) -> list[str]:
-    """`count` tasks started by one RunTask in `group`, their ARNs sorted. The task definition
-    has the default network mode: moto 5.2.1's run_task fails on an awsvpc network
-    configuration (AttributeError: 'NetworkInterface' object has no attribute
-    'private_dns_name'); the guard reads only the ARN, group, desiredStatus and createdAt."""
-    definition = ecs.register_task_definition(family=f"{cluster}-files", containerDefinitions=[
-        {"name": "backup-agent", "image": "backup-agent", "cpu": 256, "memory": 512}])
-    tasks = ecs.run_task(cluster=cluster, launchType="FARGATE", count=count,
-                         taskDefinition=definition["taskDefinition"]["taskDefinitionArn"],
-                         **({"group": group} if group else {}))["tasks"]
-    return sorted(t["taskArn"] for t in tasks)
-
-
-@pytest.fixture
-def metadata():
-    with task_endpoints.metadata_endpoint() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture
-def in_task(monkeypatch, moto_endpoint, metadata):
-    """`enter(arn, settings)`: this process becomes the container of task `arn` — its
-    metadata endpoint, its settings and secret variables — with ECS and CloudWatch at moto
-    (botocore's documented AWS_ENDPOINT_URL_<SERVICE>)."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", moto_endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", moto_endpoint)
-
-    def enter(arn: str, settings) -> None:
-        monkeypatch.setenv(task.METADATA_VARIABLE, metadata.uri(arn))
-        monkeypatch.setenv(SETTINGS_VARIABLE, to_json(settings))
-        monkeypatch.setenv(SECRET_VARIABLE, RESTIC_PASSWORD)
-        monkeypatch.setenv("TMPDIR", str(Path(settings.state_dir).parent / "tmp"))
-
-    return enter
 
 
 @pytest.fixture
@@ -113,21 +63,6 @@ def task_settings(agent_settings, shared_dir, scratch, cluster):
         } | overrides)
 
     return make
-
-
-def outcomes_put(cloudwatch, namespace: str) -> list[tuple[str, list, dict]]:
-    """Every metric in the namespace with its statistics over the last hour."""
-    now = dt.datetime.now(dt.UTC)
-    found = []
-    for metric in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]:
-        [point] = cloudwatch.get_metric_statistics(
-            Namespace=namespace, MetricName=metric["MetricName"],
-            Dimensions=metric["Dimensions"], StartTime=now - dt.timedelta(hours=1),
-            EndTime=now + dt.timedelta(hours=1), Period=7200,
-            Statistics=["SampleCount", "Sum", "Minimum", "Maximum"])["Datapoints"]
-        found.append((metric["MetricName"], metric["Dimensions"], {
-            key: point[key] for key in ("SampleCount", "Sum", "Minimum", "Maximum", "Unit")}))
-    return found
 
 
 def succeeded(value: float) -> list[tuple[str, list, dict]]:
@@ -203,7 +138,7 @@ def test_a_missing_secret_variable_is_refused_before_anything_is_written(
         task_settings, in_task, ecs, cluster, scratch, monkeypatch, capsys):
     settings = task_settings(extra_secrets=[
         {"variable": "BACKUP_AGENT_SECRET_WEBHOOK_URL", "path": str(scratch / "webhook")}])
-    [arn] = start_tasks(ecs, cluster)
+    [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
     monkeypatch.delenv(SECRET_VARIABLE)
     monkeypatch.setenv("BACKUP_AGENT_SECRET_WEBHOOK_URL", "")
@@ -233,7 +168,7 @@ def test_a_job_runs_once_in_its_task_with_its_secret_only_as_a_file(
     environments = shared_dir / "environments"
     environments.mkdir()
     settings = task_settings(resticBinary=str(recording_restic(environments, restic_binary)))
-    [arn] = start_tasks(ecs, cluster)
+    [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
     assert cli.main(["run", "files", "app"]) == 0
     snapshot = capsys.readouterr().out.strip().removeprefix("snapshot ")
@@ -259,7 +194,7 @@ def test_a_failed_job_puts_0_and_exits_1(task_settings, in_task, ecs, cluster, c
                                          shared_dir, capsys):
     data = file_set_data(shared_dir / "missing")
     settings = task_settings(**data)
-    [arn] = start_tasks(ecs, cluster)
+    [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
     assert cli.main(["run", "files", "app"]) == 1
     assert capsys.readouterr().err.startswith(f"error: {JOB}: `")
@@ -274,7 +209,7 @@ def test_a_running_twin_skips_the_run_and_a_killed_one_does_not(
         task_settings, in_task, ecs, cluster, cloudwatch, s3, bucket, capsys):
     settings = task_settings()
     # moto reports no createdAt, so the ARN decides: the smaller one is the earlier twin.
-    twin, mine = start_tasks(ecs, cluster, count=2)
+    twin, mine = start_tasks(ecs, cluster, JOB_GROUP, count=2)
     in_task(mine, settings)
     assert cli.main(["run", "files", "app"]) == SKIPPED_EXIT
     assert capsys.readouterr().err == (
@@ -294,7 +229,7 @@ def test_a_running_twin_skips_the_run_and_a_killed_one_does_not(
 def test_tasks_started_together_do_the_job_once(task_settings, in_task, ecs, cluster,
                                                 cloudwatch, capsys):
     settings = task_settings()
-    arns = start_tasks(ecs, cluster, count=2)
+    arns = start_tasks(ecs, cluster, JOB_GROUP, count=2)
     exits = []
     for arn in reversed(arns):  # the later one checks first: it must still give way
         in_task(arn, settings)
@@ -307,11 +242,11 @@ def test_tasks_started_together_do_the_job_once(task_settings, in_task, ecs, clu
 def test_a_task_outside_the_jobs_group_is_refused(task_settings, in_task, ecs, cluster, s3,
                                                   bucket, capsys):
     settings = task_settings()
-    [arn] = start_tasks(ecs, cluster, group=None)
+    [arn] = start_tasks(ecs, cluster, None)
     in_task(arn, settings)
     assert cli.main(["run", "files", "app"]) == 2
     assert capsys.readouterr().err == (
-        f"error: {JOB}: this task's group is 'family:{cluster}-files'; allowed: the group "
+        f"error: {JOB}: this task's group is 'family:{cluster}-agent'; allowed: the group "
         "backup-job:files:app (the schedules start it there; by hand: aws ecs run-task --group "
         "backup-job:files:app), by which the overlap guard finds the job's other runs\n")
     assert restic_objects(s3, bucket) == []
@@ -320,12 +255,24 @@ def test_a_task_outside_the_jobs_group_is_refused(task_settings, in_task, ecs, c
 def test_without_the_metadata_endpoint_a_task_does_not_run(task_settings, in_task, ecs,
                                                           cluster, monkeypatch, capsys):
     settings = task_settings()
-    [arn] = start_tasks(ecs, cluster)
+    [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
     monkeypatch.delenv(task.METADATA_VARIABLE)
     assert cli.main(["run", "files", "app"]) == 2
     assert capsys.readouterr().err.startswith(
         "error: ECS_CONTAINER_METADATA_URI_V4: is not set; allowed: an ECS task on Fargate")
+    assert recorded(settings) == []
+
+
+def test_a_task_the_cluster_does_not_run_does_not_run_the_job(task_settings, in_task, ecs,
+                                                              cluster, capsys):
+    settings = task_settings()
+    [arn] = start_tasks(ecs, cluster, JOB_GROUP)
+    ecs.stop_task(cluster=cluster, task=arn)
+    in_task(arn, settings)
+    assert cli.main(["run", "files", "app"]) == 1
+    assert capsys.readouterr().err == (f"error: {JOB}: overlap guard: this task {arn} is not "
+                                       f"running in cluster {cluster}\n")
     assert recorded(settings) == []
 
 
@@ -353,3 +300,28 @@ def test_the_first_created_twin_runs(others, first):
     found = task.first_twin(own, [own, *others])
     assert (found["taskArn"] if found else None) == first
 
+
+
+class CountingEcs:
+    """Only what the guard calls, answering for `arns`; DescribeTasks refuses more than 100
+    tasks per call, as ECS does."""
+
+    def __init__(self, arns: list[str]) -> None:
+        self.arns = arns
+        self.described: list[int] = []
+
+    def get_paginator(self, name: str):
+        assert name == "list_tasks"
+        pages = [{"taskArns": self.arns[i:i + 100]} for i in range(0, len(self.arns), 100)]
+        return type("Paginator", (), {"paginate": lambda _, **kwargs: iter(pages)})()
+
+    def describe_tasks(self, cluster: str, tasks: list[str]) -> dict:
+        assert len(tasks) <= 100
+        self.described.append(len(tasks))
+        return {"tasks": [{"taskArn": arn} for arn in tasks]}
+
+
+def testrunning_tasks_are_described_100_at_a_time():
+    ecs = CountingEcs([f"arn:{index}" for index in range(250)])
+    assert [t["taskArn"] for t in task.running_tasks(ecs, "c")] == ecs.arns
+    assert ecs.described == [100, 100, 50]
