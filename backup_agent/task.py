@@ -10,8 +10,9 @@
   tasks of the job's task group (`contract.tasks.task_group`); if one was created before this
   task (ties: the smaller ARN), this run is skipped. A killed task is STOPPED and no longer
   counts: there is no lock to go stale.
-- Outcome: after the job, `JobSucceeded` (1 or 0, dimension Job) into the task's CloudWatch
-  namespace, which the stack's "no successful run" alarms watch.
+- Outcome: after the job, the status webhook where one is configured, and `JobSucceeded` (1 or
+  0, dimension Job) into the task's CloudWatch namespace, which the stack's "no successful run"
+  alarms watch.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from backup_agent import tools
+from backup_agent import schedule, tools
 from backup_agent.commands.host import JobFailed, JobSkipped, UsageError
 from contract.agent_settings import AgentSettings, TaskRuntime
 from contract.jobs import Job
@@ -191,26 +193,37 @@ def put_outcome(task: TaskRuntime, region: str, job: str, success: bool) -> None
     }])
 
 
+@dataclass
+class Run:
+    """What the command tells `job_run` of the job it ran: its one-line summary."""
+
+    summary: str = ""
+
+
 @contextlib.contextmanager
 def job_run(settings: AgentSettings, job: str,
-            environ: Mapping[str, str] = os.environ) -> Iterator[None]:
-    """Around one job: in a task, the overlap guard before it and its outcome metric after
-    it (a failure is re-raised after the 0 is put). On a Docker host, nothing: the scheduler
-    guards there."""
+            environ: Mapping[str, str] = os.environ) -> Iterator[Run]:
+    """Around one job: in a task, the overlap guard before it; after it, the status webhook
+    (where one is configured, as the host's scheduler posts it) and the outcome metric — a
+    failure is re-raised after both. On a Docker host, nothing: the scheduler does all that."""
+    run = Run()
     if settings.task is None:
-        yield
+        yield run
         return
     own = own_task(environ)
     check_no_twin(settings.task, own, job)
     try:
-        yield
-    except Exception:
+        yield run
+    except Exception as error:
+        schedule.post_status(settings, job, False, str(error) if isinstance(error, JobFailed)
+                             else tools.describe_failure(error), time.time())
         try:
             put_outcome(settings.task, own.region, job, False)
-        except Exception as error:  # the job's own failure is what the task reports
+        except Exception as put_error:  # the job's own failure is what the task reports
             log.error("%s: outcome metric %s not put: %s", job, OUTCOME_METRIC,
-                      tools.describe_failure(error, "CloudWatch"))
+                      tools.describe_failure(put_error, "CloudWatch"))
         raise
+    schedule.post_status(settings, job, True, run.summary, time.time())
     try:
         put_outcome(settings.task, own.region, job, True)
     except Exception as error:  # else the "no successful run" alarm pages with no reason

@@ -37,10 +37,11 @@ def handle(settings: AgentSettings, args: argparse.Namespace) -> int:
                          "allowed: " + ", ".join((*settings.targets, ALL_TARGETS)))
     check_job(settings, DRILL_JOB)
     targets = settings.targets if args.target == ALL_TARGETS else (args.target,)
-    with task.job_run(settings, DRILL_JOB):
+    with task.job_run(settings, DRILL_JOB) as run:
         failed = [failure for target in targets for failure in _drill(settings, target, args)]
         if failed:
             raise JobFailed("drill: " + "; ".join(failed))
+        run.summary = "drill passed on " + ", ".join(targets)
     return 0
 
 

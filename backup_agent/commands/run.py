@@ -39,9 +39,10 @@ def handle(settings: AgentSettings, args: argparse.Namespace) -> int:
     for job in jobs:
         check_job(settings, job)
     for job in jobs:
-        with task.job_run(settings, job):
+        with task.job_run(settings, job) as run:
             try:
-                print(schedule.job_runner(settings, job)())
+                run.summary = schedule.job_runner(settings, job)()
             except Exception as error:  # reported as one line naming the job
                 raise JobFailed(f"{job}: {tools.describe_failure(error)}") from error
+            print(run.summary)
     return 0

@@ -1,5 +1,6 @@
 """What AWS provides inside an ECS task and nothing here does, as small servers on 127.0.0.1:
-the task metadata endpoint v4, the container credentials endpoint, and a proxy in front of
+the task metadata endpoint v4, the container credentials endpoint (and the status webhook a
+task posts to), and a proxy in front of
 moto_server that verifies every request's Signature Version 4 signature against the served
 credentials (moto_server accepts any signature; its own check mis-handles encoded queries).
 Each is started by a fixture and shut down by it."""
@@ -84,6 +85,24 @@ def metadata_endpoint() -> Iterator[Metadata]:
     tasks: dict[str, str] = {}
     with serving(_Metadata, tasks=tasks) as url:
         yield Metadata(url, tasks)
+
+
+# --- the status webhook ----------------------------------------------------------------------
+
+class _Webhook(_Quiet):
+    received: list[dict]
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.reply(204, b"")
+
+
+@contextlib.contextmanager
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A status webhook's URL (with a secret-looking path) and the bodies posted to it."""
+    received: list[dict] = []
+    with serving(_Webhook, received=received) as url:
+        yield f"{url}/hook-{secrets.token_hex(8)}", received
 
 
 # --- container credentials endpoint ---------------------------------------------------------

@@ -21,6 +21,7 @@ from contract.jobs import Job
 from contract.layout import RESTIC_PREFIX
 from contract.tasks import JOB_DIMENSION, OUTCOME_METRIC, SKIPPED_EXIT, task_group
 
+from . import task_endpoints
 from .conftest import (
     RESTIC_PASSWORD,
     SECRET_VARIABLE,
@@ -162,16 +163,24 @@ def recording_restic(directory: Path, restic_binary: str) -> Path:
     return wrapper
 
 
-def test_a_job_runs_once_in_its_task_with_its_secret_only_as_a_file(
-        task_settings, in_task, ecs, cluster, cloudwatch, scratch, shared_dir, s3, bucket,
-        restic_binary, capsys):
+def test_a_job_runs_once_in_its_task_with_its_secrets_only_as_files(
+        task_settings, in_task, ecs, cluster, cloudwatch, scratch, shared_dir, restic_binary,
+        monkeypatch, capsys):
     environments = shared_dir / "environments"
     environments.mkdir()
-    settings = task_settings(resticBinary=str(recording_restic(environments, restic_binary)))
+    webhook_file = scratch / "secrets" / "webhook-url"
+    settings = task_settings(
+        resticBinary=str(recording_restic(environments, restic_binary)),
+        webhookUrlFile=str(webhook_file), extra_secrets=[
+            {"variable": "BACKUP_AGENT_SECRET_WEBHOOK_URL", "path": str(webhook_file)}])
     [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
-    assert cli.main(["run", "files", "app"]) == 0
+    with task_endpoints.webhook() as (url, posted):
+        monkeypatch.setenv("BACKUP_AGENT_SECRET_WEBHOOK_URL", url)
+        assert cli.main(["run", "files", "app"]) == 0
     snapshot = capsys.readouterr().out.strip().removeprefix("snapshot ")
+    assert [(p["status"], p["job"], p["detail"]) for p in posted] == [
+        ("success", JOB, f"snapshot {snapshot}")]
     password = scratch / "secrets" / "restic-password"
     assert password.read_text() == RESTIC_PASSWORD
     assert (mode(password), mode(password.parent), mode(scratch / "tmp")) == (0o400, 0o700,
@@ -181,8 +190,8 @@ def test_a_job_runs_once_in_its_task_with_its_secret_only_as_a_file(
     assert sorted(arguments.split(b" ")[0] for arguments, *_ in started) == [
         b"backup", b"backup", b"cat", b"check", b"forget", b"init", b"version"]
     for arguments, *environment in started:
-        assert not [v for v in environment if v.startswith(SECRET_VARIABLE.encode() + b"=")
-                    or RESTIC_PASSWORD.encode() in v]
+        assert not [v for v in environment if v.startswith(b"BACKUP_AGENT_SECRET_")
+                    or RESTIC_PASSWORD.encode() in v or url.encode() in v]
         assert (f"RESTIC_PASSWORD_FILE={password}".encode() in environment) == (
             arguments != b"version")
     [outcome] = recorded(settings)
@@ -190,14 +199,22 @@ def test_a_job_runs_once_in_its_task_with_its_secret_only_as_a_file(
     assert outcomes_put(cloudwatch, settings.task.metrics_namespace) == succeeded(1.0)
 
 
-def test_a_failed_job_puts_0_and_exits_1(task_settings, in_task, ecs, cluster, cloudwatch,
-                                         shared_dir, capsys):
-    data = file_set_data(shared_dir / "missing")
-    settings = task_settings(**data)
+def test_a_failed_job_posts_and_puts_0_and_exits_1(task_settings, in_task, ecs, cluster,
+                                                   cloudwatch, scratch, shared_dir,
+                                                   monkeypatch, capsys):
+    webhook_file = scratch / "secrets" / "webhook-url"
+    settings = task_settings(**file_set_data(shared_dir / "missing"),
+                             webhookUrlFile=str(webhook_file), extra_secrets=[
+        {"variable": "BACKUP_AGENT_SECRET_WEBHOOK_URL", "path": str(webhook_file)}])
     [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
-    assert cli.main(["run", "files", "app"]) == 1
-    assert capsys.readouterr().err.startswith(f"error: {JOB}: `")
+    with task_endpoints.webhook() as (url, posted):
+        monkeypatch.setenv("BACKUP_AGENT_SECRET_WEBHOOK_URL", url)
+        assert cli.main(["run", "files", "app"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {JOB}: `")
+    assert [(p["status"], p["job"], p["detail"]) for p in posted] == [
+        ("failure", JOB, error.removeprefix("error: ").strip())]
     [outcome] = recorded(settings)
     assert (outcome.job, outcome.success) == (JOB, False)
     assert outcomes_put(cloudwatch, settings.task.metrics_namespace) == succeeded(0.0)
