@@ -1,6 +1,6 @@
 """How long the offline preview takes and how much memory it needs, each case a fresh process.
 
-    python benchmarks/preview_benchmark.py [--repeat 5] [--top 12]
+    python benchmarks/preview_benchmark.py [--repeat 5] [--top 12] [--ecs-only]
 
 Cases, each run `--repeat` times interleaved (floor, prod, 1 database, 50 databases, floor,
 ...) and reported as the median wall time and the median peak resident memory (wait4's
@@ -14,6 +14,12 @@ ru_maxrss) of the child process:
   sets, each with a schedule of its own, spread over ceil(N / 5) backup hosts (Docker
   placement: one scheduler container per backup host, the drill and the exporter on the
   restore host) — what a user scales.
+
+* ECS, N databases (1, 10, 50): prod's settings with N databases placed on ECS, a file set on
+  EFS, the drill and the exporter on ECS (the stack tests/support/ecs.py builds in code, until
+  Pulumi.scale.yaml's parsing lands), run under the same mocks with its documents rendered and
+  the compliance report built; printed with its resource count, and the resources and seconds
+  each further database adds — both must stay flat for the preview to grow linearly.
 
 Then one prod run under cProfile: its self time by package (where the time goes: imports of
 pulumi_aws and parliament, the program, rendering, the controls) and its top functions.
@@ -40,6 +46,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_KEY = "biometrics-backup:runtime"
+ECS_DATABASES = (1, 10, 50)
 
 FLOOR_PROGRAM = """
 import pulumi_aws as aws
@@ -62,6 +69,42 @@ def run_floor(program_dir: Path) -> None:
     report = build_report("prod", from_recorded(run.resources))
     to_markdown(report)
     to_json(report)
+
+
+def run_ecs(databases: int) -> None:
+    """The ECS case's child process: prints the number of resources declared."""
+    sys.path.insert(0, str(ROOT))  # tests/ is not an installed package
+    from compliance.report import build_report, to_json, to_markdown
+    from review.inventory import from_recorded
+    from review.render import render_documents, to_text
+    from tests.support.ecs import ecs_settings, run_with
+
+    run = run_with(lambda parsed: ecs_settings(parsed, databases=databases))
+    {path: to_text(document) for path, document in render_documents(run).items()}
+    report = build_report("prod", from_recorded(run.resources))
+    to_markdown(report)
+    to_json(report)
+    print(len(run.resources))
+
+
+def ecs_cases(repeat: int) -> None:
+    """Wall time and resources of the ECS stack as its databases grow, and per database."""
+    counts, wall = {}, {}
+    for databases in ECS_DATABASES:
+        command = [sys.executable, __file__, "--ecs-child", str(databases)]
+        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+        counts[databases] = int(output.stdout.split()[-1])
+        wall[databases] = statistics.median(timed(command)[0] for _ in range(repeat))
+    print(f"ECS placement, median of {repeat} runs (fresh interpreter each):")
+    print(f"{'databases on ECS':<18} {'resources':>9} {'wall (s)':>9} "
+          f"{'+resources/db':>14} {'+s/db':>7}")
+    first = ECS_DATABASES[0]
+    for databases in ECS_DATABASES:
+        extra = databases - first
+        per_resources = f"{(counts[databases] - counts[first]) / extra:.1f}" if extra else "-"
+        per_second = f"{(wall[databases] - wall[first]) / extra:.3f}" if extra else "-"
+        print(f"{databases:<18} {counts[databases]:>9} {wall[databases]:>9.2f} "
+              f"{per_resources:>14} {per_second:>7}")
 
 
 def scaled_stack(databases: int) -> dict:
@@ -164,10 +207,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--ecs-only", action="store_true",
+                        help="only the ECS cases (resources and time per database)")
     parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--ecs-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
         run_floor(args.floor_child)
+        return 0
+    if args.ecs_child:
+        run_ecs(args.ecs_child)
+        return 0
+    if args.ecs_only:
+        ecs_cases(args.repeat)
         return 0
     preview = [sys.executable, "-m", "review.preview"]
     with tempfile.TemporaryDirectory() as scratch_name:
@@ -198,6 +250,8 @@ def main() -> int:
         print()
         print(f"prod / floor                 {wall['prod'] / wall['floor (one bucket)']:6.2f}")
         print(f"50 databases / 1 database    {wall['50 database(s)'] / wall['1 database(s)']:6.2f}")
+        print()
+        ecs_cases(args.repeat)
         profile(cases["prod"], args.top)
     return 0
 

@@ -343,6 +343,8 @@ def _roles(resources: tuple[Declared, ...]) -> tuple[RoleView, ...]:
         name = role.inputs.get("name")
         role_name = name if isinstance(name, str) else role.name
         purpose = _tag(role, ROLE_PURPOSE_TAG, ROLE_PURPOSES)
+        # By content: registration order varies from run to run, names may change.
         views.append(RoleView(role, role_name, (purpose,) if purpose else (),
-                              tuple(policies.get(role_name, ()))))
+                              tuple(sorted(policies.get(role_name, ()),
+                                           key=lambda p: str(p.inputs.get("policy"))))))
     return tuple(views)

@@ -63,7 +63,7 @@ import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 
 def _resource_filename(package: str, name: str) -> str:
@@ -335,6 +335,31 @@ def _kms_key_policy_resource_star(c: _Candidate) -> bool:
     )
 
 
+# --------------------------------------------------------------------------
+# Rule 5: condition-scoped-resource-star
+# --------------------------------------------------------------------------
+
+# Actions whose resource type a call cannot name, granted on "*" and scoped by a condition key,
+# as AWS itself grants them: ecs:ListTasks is authorised on container instances, which Fargate
+# tasks have none of, so AWS CDK grants it on "*" with ecs:cluster (aws-cdk pull request 3199).
+CONDITION_SCOPED_ACTIONS: Final = {"ecs:ListTasks": "ecs:cluster"}
+
+
+def condition_scoped(statement: Mapping[str, Any]) -> bool:
+    """Every action of the statement is one of CONDITION_SCOPED_ACTIONS, with its key in the
+    statement's Condition."""
+    keys = {key for block in (statement.get("Condition") or {}).values()
+            if isinstance(block, Mapping) for key in block}
+    actions = _as_list(statement.get("Action"))
+    return bool(actions) and all(CONDITION_SCOPED_ACTIONS.get(a) in keys for a in actions)
+
+
+def _condition_scoped_resource_star(c: _Candidate) -> bool:
+    if c.kind != "identity" or c.code != "RESOURCE_STAR" or c.statement is None:
+        return False
+    return _as_list(c.statement.get("Resource")) == ["*"] and condition_scoped(c.statement)
+
+
 RULES: tuple[FalsePositiveRule, ...] = (
     FalsePositiveRule(
         id="canonical-transport-deny",
@@ -369,6 +394,14 @@ RULES: tuple[FalsePositiveRule, ...] = (
             "allowed value, so RESOURCE_STAR cannot be fixed there"
         ),
         matches=_kms_key_policy_resource_star,
+    ),
+    FalsePositiveRule(
+        id="condition-scoped-resource-star",
+        reason=(
+            'ecs:ListTasks on "*" scoped by ecs:cluster: a Fargate task has no container '
+            "instance, the resource type parliament expects"
+        ),
+        matches=_condition_scoped_resource_star,
     ),
 )
 

@@ -106,7 +106,6 @@ class BackupContainers(pulumi.ComponentResource):
             name=spec.name,
             image=image.image_name,
             command=list(spec.command),
-            envs=list(spec.envs),
             labels=[docker.ContainerLabelArgs(label=key, value=value)
                     for key, value in spec.labels],
             user=f"{AGENT_UID}:{AGENT_UID}",

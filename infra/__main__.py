@@ -6,6 +6,7 @@ import pulumi_aws as aws
 from components.backup_containers import BackupContainers, read_runtime_secrets
 from components.backup_store import BackupStore
 from components.container_specs import container_specs
+from components.ecs_runtime import EcsCluster, EcsJobs
 from components.github_oidc import GitHubOidc
 from components.host_outputs import host_settings
 from components.organization_guard import OrganizationGuard
@@ -23,7 +24,13 @@ runtime_secrets = read_runtime_secrets(pulumi.Config(), stack_config) if setting
     else None
 
 account_id = aws.get_caller_identity_output().account_id
-store = BackupStore("backup", settings, account_id=account_id)
+ecs_settings = settings.runtime.ecs if settings.runtime else None
+# The ECS placement's cluster, paging rule and task roles come first: the bucket, key and topic
+# policies name them.
+cluster = EcsCluster("ecs", settings, account_id=account_id) if ecs_settings else None
+store = BackupStore("backup", settings, account_id=account_id,
+                    task_roles=cluster.task_roles if cluster else None,
+                    task_events_rule_arn=cluster.task_failures.arn if cluster else None)
 
 # Buckets, as the hosts and the post-deploy smoke check (delivery/smoke_check.py) need them.
 pulumi.export("buckets", {
@@ -41,6 +48,7 @@ if settings.github is not None:
     github = GitHubOidc(
         "github", settings, account_id=account_id, key_arns=key_arns,
         topic_arn=store.alerts.topic.arn,
+        alarm_names=[alarm.name for alarm in store.alerts.alarms],
     )
     pulumi.export("githubRoleArns", {purpose: role.arn for purpose, role in github.roles.items()})
 
@@ -57,3 +65,15 @@ if settings.runtime is not None:
         runtime_secrets, build_context=".",
     )
     pulumi.export("backupContainers", {key: c.name for key, c in runtime.containers.items()})
+
+if cluster is not None:
+    jobs = EcsJobs("ecs-jobs", settings, account_id=account_id, cluster=cluster,
+                   alert_topic_arn=store.alerts.topic.arn, secrets=runtime_secrets)
+    # What an operator needs to run a job by hand (docs/runtime.md, ECS placement).
+    pulumi.export("ecs", {
+        "clusterArn": cluster.cluster.arn,
+        "taskDefinitionArns": {kind: td.arn for kind, td in jobs.task_definitions.items()},
+        "scheduleNames": jobs.schedule_names,
+        "repositoryUrl": jobs.repository.repository_url,
+        "taskRoleArns": {purpose: role.arn for purpose, role in cluster.task_roles.items()},
+    })

@@ -41,6 +41,21 @@ def _alarm(inputs: dict[str, Any]) -> dict[str, Any]:
     return _renamed(document, {"Name": "AlarmName", "OkActions": "OKActions"})
 
 
+def _as_recorded(value: Any) -> Any:
+    """Recorded inputs in the API's own camelCase (ECS, Scheduler), whole numbers as ints."""
+    if isinstance(value, dict):
+        return {key: _as_recorded(item) for key, item in value.items() if key != "region"}
+    if isinstance(value, list):
+        return [_as_recorded(item) for item in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _task_definition(inputs: dict[str, Any]) -> dict[str, Any]:
+    # As `aws ecs describe-task-definition` prints it (containerDefinitions is JSON text).
+    return {**_as_recorded(inputs),
+            "containerDefinitions": json.loads(inputs["containerDefinitions"])}
+
+
 RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
     "aws:kms/key:Key": ("policy", _policy("policy")),
     "aws:s3/bucketPolicy:BucketPolicy": ("", _policy("policy")),
@@ -67,6 +82,11 @@ RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
         "", _picked("LoggingEnabled", ("targetBucket", "targetPrefix"))),
     "aws:s3/bucketNotification:BucketNotification": ("", _notification),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("", _alarm),
+    # The ECS placement (components/ecs_runtime.py). Secret versions are never rendered.
+    "aws:ecs/taskDefinition:TaskDefinition": ("", _task_definition),
+    "aws:scheduler/schedule:Schedule": ("", _as_recorded),
+    "aws:cloudwatch/eventRule:EventRule": ("event-pattern", _policy("eventPattern")),
+    "aws:sqs/queuePolicy:QueuePolicy": ("", _policy("policy")),
     # Rendered for the management account, not deployed (components/organization_guard.py).
     RCP_COMPONENT: ("", _policy("content")),
     SCP_COMPONENT: ("", _policy("content")),

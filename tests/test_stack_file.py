@@ -261,7 +261,7 @@ def test_a_missing_stack_file_is_named(project):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["make", "preview", "STACK=nosuch"],
-     f"error: Pulumi.nosuch.yaml: no such stack file in {ROOT}; allowed: local, prod"),
+     f"error: Pulumi.nosuch.yaml: no such stack file in {ROOT}; allowed: local, prod, scale"),
     ([sys.executable, "-m", "review.preview", "--stack", "../etc"],
      "error: --stack: got '../etc'; allowed: a stack name (A-Z a-z 0-9 _ . -)"),
 ])

@@ -77,16 +77,23 @@ def _no_wildcards(policy: PolicyDocument, inventory: Inventory) -> Verdict:
         for resource in as_list(statement.get("Resource")):
             if not _wildcard_resource(str(resource), key_policy=policy.is_key_policy):
                 continue
-            if resource == "*" and all(_resource_star_only(a) for a in actions):
+            if resource == "*" and (all(_resource_star_only(a) for a in actions)
+                                    or _condition_scoped(statement)):
                 unscoped.append(sid)
                 continue
             return failed(f"{sid}: wildcard resource {resource!r}", [sid])
     notes = [" (Resource \"*\" in a key policy is the key itself)"] if policy.is_key_policy else []
     if unscoped:
         notes.append(f" (Resource \"*\" in {', '.join(unscoped)}: actions AWS cannot scope to "
-                     "a resource)")
+                     "a resource, or scoped by their condition key)")
     return passed(f"{len(allows)} Allow statement(s) name actions and resources{''.join(notes)}",
                   [str(s.get("Sid", "?")) for s in allows])
+
+
+def _condition_scoped(statement: dict[str, Any]) -> bool:
+    from compliance.lint import condition_scoped  # imported there with parliament
+
+    return condition_scoped(statement)
 
 
 def _resource_star_only(action: str) -> bool:

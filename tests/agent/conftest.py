@@ -23,11 +23,11 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 
 from backup_agent import config, task
 from contract.agent_settings import SETTINGS_VARIABLE, AgentSettings, to_json
 from tests.conftest import required_tool
+from tests.support import changed, project_config
 
 from .task_endpoints import metadata_endpoint
 
@@ -261,22 +261,12 @@ def copy_bucket(s3: Any, source: str, target: str) -> None:
 # --- the prod stack file with runtime values changed -----------------------------------------
 
 def raw_prod() -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in document.items()
-            if key.startswith("biometrics-backup:")}
+    return project_config("prod")
 
 
 def with_runtime(**changes: Any) -> dict[str, Any]:
-    raw = raw_prod()
-    runtime = json.loads(json.dumps(raw["runtime"]))
-    for path, value in changes.items():
-        target = runtime
-        *parents, last = path.split(".")
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target[part]
-        target[last] = value
-    raw["runtime"] = runtime
-    return raw
+    """prod with runtime values replaced; keys are paths like databases.0.port."""
+    return changed(raw_prod(), {f"runtime.{path}": value for path, value in changes.items()})
 
 
 # --- ECS tasks: moto's ECS and CloudWatch, a task metadata endpoint -------------------------

@@ -136,11 +136,29 @@ def test_resource_star_passes_only_for_actions_aws_cannot_scope(prod_declared):
     finding = next(f for f in unscoped.findings
                    if f.subject == "backup-primary-backup-access (identity)")
     assert finding.evidence == ("7 Allow statement(s) name actions and resources (Resource \"*\" "
-                                "in ListAliases: actions AWS cannot scope to a resource)")
+                                "in ListAliases: actions AWS cannot scope to a resource, or "
+                                "scoped by their condition key)")
     assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
                                 grant(["kms:ListAliases", "kms:Decrypt"])),
                     "iam-no-wildcard-allow") == [
         ("backup-primary-backup-access (identity)", "ListAliases: wildcard resource '*'")]
+
+
+def test_list_tasks_on_star_passes_only_scoped_by_its_cluster(prod_declared):
+    def grant(condition: dict[str, Any] | None):
+        return lambda d: d["Statement"].append(
+            {"Sid": "AllowOverlapGuardList", "Effect": "Allow", "Action": ["ecs:ListTasks"],
+             "Resource": "*", **({"Condition": condition} if condition else {})})
+
+    cluster = {"ArnEquals": {"ecs:cluster": f"arn:aws:ecs:eu-central-1:{ACCOUNT}:cluster/c"}}
+    scoped = result(edit_policy(prod_declared, "backup-primary-backup-access", grant(cluster)),
+                    "iam-no-wildcard-allow")
+    assert scoped.status == "pass"
+    for condition in (None, {"StringEquals": {"aws:RequestedRegion": "eu-central-1"}}):
+        assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
+                                    grant(condition)), "iam-no-wildcard-allow") == [
+            ("backup-primary-backup-access (identity)",
+             "AllowOverlapGuardList: wildcard resource '*'")]
 
 
 def test_break_glass_exception_for_a_role_outside_the_stack_passes(prod_declared):

@@ -375,8 +375,25 @@ def test_rule_ids_are_unique_and_documented() -> None:
         "decimal-tls-version",
         "trust-policy-has-no-resource",
         "kms-key-policy-resource-star",
+        "condition-scoped-resource-star",
     ]
     assert all(r.reason for r in RULES)
+
+
+def test_list_tasks_on_star_is_accepted_only_with_its_cluster_condition() -> None:
+    def policy(condition: dict[str, Any] | None) -> dict[str, Any]:
+        return {"Version": "2012-10-17", "Statement": [
+            {"Sid": "AllowOverlapGuardList", "Effect": "Allow", "Action": ["ecs:ListTasks"],
+             "Resource": "*", **({"Condition": condition} if condition else {})}]}
+
+    scoped = lint_policy(policy({"ArnEquals": {
+        "ecs:cluster": "arn:aws:ecs:eu-central-1:111122223333:cluster/c"}}), kind="identity")
+    assert scoped.findings == ()
+    assert [(a.rule, a.finding.code) for a in scoped.accepted] == [
+        ("condition-scoped-resource-star", "RESOURCE_STAR")]
+    unscoped = lint_policy(policy(None), kind="identity")
+    assert [f.code for f in unscoped.findings] == ["RESOURCE_STAR"]
+    assert unscoped.accepted == ()
 
 
 def test_unknown_kind_is_rejected() -> None:
