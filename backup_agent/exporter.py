@@ -81,11 +81,10 @@ def from_state(results: records.DrillResults | None) -> tuple[DrilledBackup, ...
                  for o in results.outcomes)
 
 
-def from_record(outcomes: dict[tuple[str, str], evidence.Outcome],
-                backups: list[tuple[str, str]]) -> tuple[DrilledBackup, ...]:
-    """Outcome records, each with its own finish time, in the settings' order."""
+def from_record(outcomes: dict[tuple[str, str], evidence.Outcome]) -> tuple[DrilledBackup, ...]:
+    """Outcome records, each with its own finish time."""
     return tuple(DrilledBackup(kind, name, o.success, o.finished, o.duration_seconds)
-                 for kind, name in backups if (o := outcomes.get((kind, name))) is not None)
+                 for (kind, name), o in outcomes.items())
 
 
 @dataclass(frozen=True)
@@ -255,8 +254,8 @@ class BucketReader:
             return from_state(records.read_drill(self.settings, self.target))
         backups = [("postgres", d.name) for d in self.settings.databases] + [
             ("files", f.name) for f in self.settings.file_sets]
-        found = self.latest_drills.newest(self.target, backups, dt.datetime.now(dt.UTC))
-        return from_record(found, backups)
+        return from_record(self.latest_drills.newest(self.target, backups,
+                                                     dt.datetime.now(dt.UTC)))
 
     def read_bucket(self) -> None:
         """The wal-g and restic state of the bucket (raises what S3 raises)."""

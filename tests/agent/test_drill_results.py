@@ -172,6 +172,13 @@ def test_the_newest_drill_of_each_backup_from_each_target(agent_settings, s3, bu
     assert drills.newest("primary", wanted, NOW) == found
     assert client.requests == {"ListObjectsV2": 1}  # the current month; settled ones are kept
 
+    # It stops at the month that has them all.
+    fresh = exporter.CountingClient(s3)
+    assert evidence.LatestDrills(fresh.client, bucket).newest(
+        "primary", [("postgres", "db-1")], NOW) == {("postgres", "db-1"): found[("postgres",
+                                                                                 "db-1")]}
+    assert fresh.requests == {"ListObjectsV2": 1, "GetObject": 3}
+
     # The replica's reader reads its own bucket, where replication brings the record.
     replica = create_bucket(moto_endpoint, "replica")
     copy_bucket(s3, bucket, replica)

@@ -126,7 +126,11 @@ def test_secret_variables_become_0400_files_and_leave_the_environment(tmp_path):
         SecretVariable("BACKUP_AGENT_SECRET_WEBHOOK_URL", str(old))))
     environ = {"BACKUP_AGENT_SECRET_DB_DB_01": "pä:ss\nword", "PATH": "/bin",
                "BACKUP_AGENT_SECRET_WEBHOOK_URL": "https://hooks.example.com/x"}
-    task.write_secrets(runtime, environ)
+    umask = os.umask(0o277)  # whatever the umask, the modes are exact
+    try:
+        task.write_secrets(runtime, environ)
+    finally:
+        os.umask(umask)
     assert environ == {"PATH": "/bin"}
     assert (existing / "deep" / "db-db-01").read_text() == "pä:ss\nword"
     assert old.read_text() == "https://hooks.example.com/x"
@@ -138,7 +142,7 @@ def test_secret_variables_become_0400_files_and_leave_the_environment(tmp_path):
 def test_a_missing_secret_variable_is_refused_before_anything_is_written(
         task_settings, in_task, ecs, cluster, scratch, monkeypatch, capsys):
     settings = task_settings(extra_secrets=[
-        {"variable": "BACKUP_AGENT_SECRET_WEBHOOK_URL", "path": str(scratch / "webhook")}])
+        {"variable": WEBHOOK_VARIABLE, "path": str(scratch / "webhook")}])
     [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
     monkeypatch.delenv(SECRET_VARIABLE)
@@ -163,21 +167,34 @@ def recording_restic(directory: Path, restic_binary: str) -> Path:
     return wrapper
 
 
+WEBHOOK_VARIABLE = "BACKUP_AGENT_SECRET_WEBHOOK_URL"
+
+
+def with_webhook(task_settings, scratch: Path, **overrides):
+    """Task settings with the status webhook's URL as a second secret variable."""
+    path = str(scratch / "secrets" / "webhook-url")
+    return task_settings(webhookUrlFile=path, **overrides,
+                         extra_secrets=[{"variable": WEBHOOK_VARIABLE, "path": path}])
+
+
+def run_posting(monkeypatch, argv: list[str]) -> tuple[int, list[dict], str]:
+    """`backup-agent <argv>` with a webhook listening: exit status, posts, its URL."""
+    with task_endpoints.webhook() as (url, posted):
+        monkeypatch.setenv(WEBHOOK_VARIABLE, url)
+        return cli.main(argv), posted, url
+
+
 def test_a_job_runs_once_in_its_task_with_its_secrets_only_as_files(
         task_settings, in_task, ecs, cluster, cloudwatch, scratch, shared_dir, restic_binary,
         monkeypatch, capsys):
     environments = shared_dir / "environments"
     environments.mkdir()
-    webhook_file = scratch / "secrets" / "webhook-url"
-    settings = task_settings(
-        resticBinary=str(recording_restic(environments, restic_binary)),
-        webhookUrlFile=str(webhook_file), extra_secrets=[
-            {"variable": "BACKUP_AGENT_SECRET_WEBHOOK_URL", "path": str(webhook_file)}])
+    settings = with_webhook(task_settings, scratch,
+                            resticBinary=str(recording_restic(environments, restic_binary)))
     [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
-    with task_endpoints.webhook() as (url, posted):
-        monkeypatch.setenv("BACKUP_AGENT_SECRET_WEBHOOK_URL", url)
-        assert cli.main(["run", "files", "app"]) == 0
+    code, posted, url = run_posting(monkeypatch, ["run", "files", "app"])
+    assert code == 0
     snapshot = capsys.readouterr().out.strip().removeprefix("snapshot ")
     assert [(p["status"], p["job"], p["detail"]) for p in posted] == [
         ("success", JOB, f"snapshot {snapshot}")]
@@ -202,15 +219,11 @@ def test_a_job_runs_once_in_its_task_with_its_secrets_only_as_files(
 def test_a_failed_job_posts_and_puts_0_and_exits_1(task_settings, in_task, ecs, cluster,
                                                    cloudwatch, scratch, shared_dir,
                                                    monkeypatch, capsys):
-    webhook_file = scratch / "secrets" / "webhook-url"
-    settings = task_settings(**file_set_data(shared_dir / "missing"),
-                             webhookUrlFile=str(webhook_file), extra_secrets=[
-        {"variable": "BACKUP_AGENT_SECRET_WEBHOOK_URL", "path": str(webhook_file)}])
+    settings = with_webhook(task_settings, scratch, **file_set_data(shared_dir / "missing"))
     [arn] = start_tasks(ecs, cluster, JOB_GROUP)
     in_task(arn, settings)
-    with task_endpoints.webhook() as (url, posted):
-        monkeypatch.setenv("BACKUP_AGENT_SECRET_WEBHOOK_URL", url)
-        assert cli.main(["run", "files", "app"]) == 1
+    code, posted, _ = run_posting(monkeypatch, ["run", "files", "app"])
+    assert code == 1
     error = capsys.readouterr().err
     assert error.startswith(f"error: {JOB}: `")
     assert [(p["status"], p["job"], p["detail"]) for p in posted] == [
