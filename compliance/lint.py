@@ -63,7 +63,7 @@ import types
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 
 def _resource_filename(package: str, name: str) -> str:
@@ -124,6 +124,7 @@ __all__ = [
     "LintFinding",
     "LintResult",
     "PolicyKind",
+    "condition_scoped",
     "lint_policy",
 ]
 
@@ -341,17 +342,39 @@ def _kms_key_policy_resource_star(c: _Candidate) -> bool:
 
 # Actions whose resource type a call cannot name, granted on "*" and scoped by a condition key,
 # as AWS itself grants them: ecs:ListTasks is authorised on container instances, which Fargate
-# tasks have none of, so AWS CDK grants it on "*" with ecs:cluster (aws-cdk pull request 3199).
-CONDITION_SCOPED_ACTIONS: Final = {"ecs:ListTasks": "ecs:cluster"}
+# tasks have none of, so AWS CDK grants it on "*" with ecs:cluster (aws-cdk pull request 3199;
+# awsdocs/amazon-ecs-developer-guide issue 211). Accepted only when the key names the resource:
+# an ArnEquals on an ARN-typed key of the action's service, without a wildcard (`condition_scope`).
+
+
+def condition_scope(statement: Mapping[str, Any], action: str) -> str | None:
+    """The condition key that names the resources of `action` instead of its Resource: an
+    ArnEquals on an ARN-typed condition key of the action's own service that the action
+    supports (the Service Authorization Reference, parliament's copy), every value without a
+    wildcard or a policy variable; else None."""
+    service, _, name = action.partition(":")
+    try:
+        info = parliament.statement.get_privilege_info(service, name)
+    except parliament.UnknownActionException:
+        return None
+    definition = next((d for d in parliament.iam_definition if d["prefix"] == service), {})
+    arn_keys = {c["condition"] for c in definition.get("conditions", []) if c["type"] == "ARN"}
+    supported = {key for item in info.get("resource_types", [])
+                 for key in item.get("condition_keys", []) if key in arn_keys}
+    condition = statement.get("Condition") or {}
+    block = condition.get("ArnEquals") if isinstance(condition, Mapping) else None
+    for key, values in (block or {}).items():
+        concrete = [str(v) for v in _as_list(values)]
+        if key in supported and concrete and not any(c in v for v in concrete for c in "*?$"):
+            return str(key)
+    return None
 
 
 def condition_scoped(statement: Mapping[str, Any]) -> bool:
-    """Every action of the statement is one of CONDITION_SCOPED_ACTIONS, with its key in the
-    statement's Condition."""
-    keys = {key for block in (statement.get("Condition") or {}).values()
-            if isinstance(block, Mapping) for key in block}
+    """Every action of the statement has its resource named by a condition key."""
     actions = _as_list(statement.get("Action"))
-    return bool(actions) and all(CONDITION_SCOPED_ACTIONS.get(a) in keys for a in actions)
+    return bool(actions) and "NotAction" not in statement and all(
+        isinstance(a, str) and condition_scope(statement, a) for a in actions)
 
 
 def _condition_scoped_resource_star(c: _Candidate) -> bool:
@@ -398,8 +421,9 @@ RULES: tuple[FalsePositiveRule, ...] = (
     FalsePositiveRule(
         id="condition-scoped-resource-star",
         reason=(
-            'ecs:ListTasks on "*" scoped by ecs:cluster: a Fargate task has no container '
-            "instance, the resource type parliament expects"
+            'an action on "*" whose resource an ArnEquals condition names (ecs:ListTasks with '
+            "ecs:cluster: a Fargate task has no container instance, the resource type "
+            "parliament expects)"
         ),
         matches=_condition_scoped_resource_star,
     ),

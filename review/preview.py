@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.project_dir / "preview" / args.stack
     try:
         run, settings = run_stack(args.project_dir, args.stack)
-        report = build_report(args.stack, from_recorded(run.resources), settings.waivers)
+        report = build_report(args.stack, from_recorded(run.resources), settings.waivers,
+                              runtime=settings.runtime)
     except InvalidSetting as error:  # a StackFileError or a ConfigError
         print(f"error: {error}", file=sys.stderr)
         return 2

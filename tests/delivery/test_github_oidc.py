@@ -329,7 +329,8 @@ def test_compliance_controls_judge_the_github_roles(with_github):
                  for f in r.findings if f.subject.startswith("github")}
     assert wildcards["github-preview-access (identity)"] == (
         '9 Allow statement(s) name actions and resources (Resource "*" in ReadKeyAliases, '
-        "ReadSubscriptions: actions AWS cannot scope to a resource)")
+        "ReadSubscriptions: actions AWS cannot scope to a resource, or scoped by their condition "
+        "key)")
 
 
 def test_without_replica_no_alarm_or_pass_role_statements(stack_run):
