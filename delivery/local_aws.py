@@ -1,6 +1,13 @@
 """`python -m delivery.local_aws -H 127.0.0.1 -p PORT`: the moto server of the local stack.
 
-Stock `moto_server` (moto 5.2.1) with three fixes, each hit by this stack:
+Stock `moto_server` (moto 5.2.1) with four fixes, each hit by this stack:
+- S3: an object request (GetObject, PutObject, DeleteObject, DeleteObjects) is answered 403 when
+  the bucket policy has a statement with a Condition for that action, whatever its effect:
+  moto evaluates no condition there (it passes no request context) and takes the unmet one as
+  a Deny. Every backup bucket here has the TLS-only Denies on s3:*, so no object
+  could be read or written. Here such a request is checked against the policy's statements
+  without a Condition only; the conditions are IAM's to evaluate (the compliance review's
+  evaluator), not moto's.
 - S3: PutBucketLogging answers 500 when the target bucket's policy has a statement whose
   Principal is the string "*" (moto calls `.get` on it): every log bucket here has the TLS
   Denies, so logging could never be configured.
@@ -24,11 +31,22 @@ from typing import Any
 from moto import server
 from moto.core.responses import ActionResult
 from moto.ecs.models import EC2ContainerServiceBackend
+from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.exceptions import ReplicationConfigurationNotFoundError
 from moto.s3.models import FakeBucket
 from moto.s3.responses import S3Response
 
 _stock_log_permissions = FakeBucket._log_permissions_enabled_policy
+
+
+def unconditional_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
+    """moto's own object-request check, shown the statements without a Condition."""
+    if bucket.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(bucket.policy.decode())
+    statements = [s for s in document["Statement"] if "Condition" not in s]
+    return IAMPolicy(json.dumps({**document, "Statement": statements})).is_action_permitted(
+        action, resource)
 
 
 def log_permissions(target_bucket: FakeBucket, target_prefix: str | None) -> bool:
@@ -69,6 +87,7 @@ def task_requirements(task_definition: Any) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
+    FakeBucket.get_permission = unconditional_permission
     S3Response.get_bucket_replication = stored_replication
     EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(
         task_requirements)

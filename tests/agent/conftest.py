@@ -28,8 +28,7 @@ from backup_agent import config, task
 from contract.agent_settings import SETTINGS_VARIABLE, AgentSettings, to_json
 from tests.conftest import required_tool
 from tests.support import changed, project_config
-
-from .task_endpoints import metadata_endpoint
+from tests.support.task_endpoints import metadata_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"

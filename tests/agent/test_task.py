@@ -20,8 +20,8 @@ from contract.agent_settings import SETTINGS_VARIABLE, SecretVariable, TaskRunti
 from contract.jobs import Job
 from contract.layout import RESTIC_PREFIX
 from contract.tasks import JOB_DIMENSION, OUTCOME_METRIC, SKIPPED_EXIT, task_group
+from tests.support import task_endpoints
 
-from . import task_endpoints
 from .conftest import (
     RESTIC_PASSWORD,
     SECRET_VARIABLE,

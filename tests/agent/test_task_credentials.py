@@ -24,8 +24,8 @@ from backup_agent import task
 from contract.agent_settings import SETTINGS_VARIABLE, to_json
 from contract.jobs import Job
 from contract.tasks import task_group
+from tests.support import task_endpoints
 
-from . import task_endpoints
 from .conftest import (
     REGION,
     RESTIC_PASSWORD,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.delivery import FAKE_CREDENTIALS, start_server
+from tests.support.delivery import FAKE_CREDENTIALS, reset, start_server
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +26,4 @@ def local_aws() -> Iterator[str]:
 @pytest.fixture
 def moto_url(local_aws: str) -> str:
     """A fresh, empty moto for each test."""
-    request = urllib.request.Request(f"{local_aws}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5).close()
-    return local_aws
+    return reset(local_aws)

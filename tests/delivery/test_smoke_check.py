@@ -25,7 +25,7 @@ from delivery.smoke_check import (
 )
 from review.preview import main as offline_preview
 from review.render import OUTPUTS_DOCUMENT
-from tests.support.delivery import client, deploy_from_preview, start_server
+from tests.support.delivery import client, deploy_from_preview, reset, start_server
 
 PRIMARY = "biometrics-backups"
 REPLICA = "biometrics-backups-replica"
@@ -474,7 +474,7 @@ def stock_moto():
 
 
 def test_stock_moto_fails_logging_into_a_bucket_with_tls_denies(rendered, stock_moto):
-    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (1/3).
+    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (1/4).
     If this starts failing, moto is fixed and that patch can go."""
     preview, _ = rendered["prod"]
     log_bucket = f"{PRIMARY}-access-logs"
@@ -492,7 +492,7 @@ def test_stock_moto_fails_logging_into_a_bucket_with_tls_denies(rendered, stock_
 
 
 def test_stock_moto_loses_delete_marker_replication(rendered, stock_moto):
-    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (2/3):
+    """Why the tests and scripts/local-up run delivery.local_aws, not moto_server (2/4):
     stock moto 5.2.1 answers GetBucketReplication with DeleteMarkerReplication "Disabled"
     whatever was stored, and without SourceSelectionCriteria."""
     preview, _ = rendered["prod"]
@@ -570,7 +570,7 @@ def run_files_task(url, preview):
 
 def test_stock_moto_fails_run_task_of_a_fargate_container_without_memory(rendered, stock_moto,
                                                                           moto_url):
-    """Why the tests run delivery.local_aws, not moto_server (3/3): stock moto 5.2.1 answers
+    """Why the tests run delivery.local_aws, not moto_server (3/4): stock moto 5.2.1 answers
     RunTask with a 500 for these task definitions (memory set on the task, not its container,
     as Fargate allows); delivery.local_aws starts the task."""
     preview, _ = rendered["scale"]
@@ -578,3 +578,29 @@ def test_stock_moto_fails_run_task_of_a_fargate_container_without_memory(rendere
         run_files_task(stock_moto, preview)
     [task] = run_files_task(moto_url, preview)["tasks"]
     assert (task["lastStatus"], task["launchType"]) == ("RUNNING", "FARGATE")
+
+
+def test_stock_moto_refuses_every_object_request_under_the_tls_denies(rendered, stock_moto,
+                                                                       moto_url):
+    """Why the tests run delivery.local_aws, not moto_server (4/4): stock moto 5.2.1 takes a
+    bucket policy statement whose Condition it cannot evaluate as a Deny, whatever its effect,
+    so the backup buckets' TLS-only Denies refuse every object request; delivery.local_aws
+    checks object requests against the unconditional statements only."""
+    preview, _ = rendered["prod"]
+    policy = (preview / "backup-primary" / "policy.json").read_text()
+    assert json.loads(policy)["Statement"][0] == {
+        "Sid": "EnforceSSL", "Effect": "Deny", "Principal": "*", "Action": ["s3:*"],
+        "Resource": [f"arn:aws:s3:::{PRIMARY}", f"arn:aws:s3:::{PRIMARY}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+    def put_and_get(url):
+        s3 = client("s3", reset(url), "eu-central-1")
+        s3.create_bucket(Bucket=PRIMARY,
+                         CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+        s3.put_bucket_policy(Bucket=PRIMARY, Policy=policy)
+        s3.put_object(Bucket=PRIMARY, Key="restic/config", Body=b"x")
+        return s3.get_object(Bucket=PRIMARY, Key="restic/config")["Body"].read()
+
+    with pytest.raises(ClientError, match=r"\(403\).*PutObject"):
+        put_and_get(stock_moto)
+    assert put_and_get(moto_url) == b"x"

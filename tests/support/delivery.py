@@ -52,6 +52,13 @@ def start_server(command: list[str]) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def reset(url: str) -> str:
+    """Empty the moto server at `url` (every service, every region); returns the URL."""
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=5).close()
+    return url
+
+
 @functools.cache  # a client per service, endpoint and region: creating one takes long
 def client(service: str, url: str, region: str) -> Any:
     config = Config(s3={"addressing_style": "path"}) if service == "s3" else None
