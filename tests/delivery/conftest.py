@@ -18,8 +18,10 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def local_aws() -> Iterator[str]:
-    """`python -m delivery.local_aws`: moto_server with the two fixes this stack needs
-    (PutBucketLogging into a bucket with TLS Denies, GetBucketReplication; see that module)."""
+    """`python -m delivery.local_aws`: moto_server with the four fixes this stack needs
+    (object requests under a bucket policy's conditions, PutBucketLogging into a bucket with
+    TLS Denies, GetBucketReplication, RunTask of a container without memory; see that
+    module)."""
     yield from start_server([sys.executable, "-m", "delivery.local_aws"])
 
 

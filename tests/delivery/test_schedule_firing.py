@@ -61,6 +61,7 @@ import pytest
 from backup_agent import evidence, task
 from contract.agent_settings import SETTINGS_VARIABLE, Storage
 from contract.tasks import JOB_DIMENSION, OUTCOME_METRIC
+from delivery.smoke_check import substitute
 from review.preview import main as offline_preview
 from review.render import OUTPUTS_DOCUMENT
 from tests.support import ROOT, required_tool, task_endpoints
@@ -201,19 +202,6 @@ def run_task_request(target: Mapping[str, Any]) -> dict[str, Any]:
     return request
 
 
-def mounted(value: Any, mounts: Mapping[str, Path]) -> Any:
-    """Every path under a mount point of the container, where the volume lies here."""
-    if isinstance(value, dict):
-        return {key: mounted(item, mounts) for key, item in value.items()}
-    if isinstance(value, list):
-        return [mounted(item, mounts) for item in value]
-    if isinstance(value, str):
-        for container_path, host in mounts.items():
-            if value == container_path or value.startswith(f"{container_path}/"):
-                return str(host) + value[len(container_path):]
-    return value
-
-
 def fire(schedule_name: str, *, aws: str, endpoints: Endpoints, volumes: Mapping[str, Path],
          home: Path, played_settings=lambda settings: settings) -> Fired:
     """One firing of the schedule: Scheduler's RunTask, then the task's container run here
@@ -230,12 +218,13 @@ def fire(schedule_name: str, *, aws: str, endpoints: Endpoints, volumes: Mapping
     [override] = [o for o in request["overrides"]["containerOverrides"]
                   if o["name"] == container["name"]]
     command = [*container["entryPoint"], *override["command"]]
-    mounts = {point["containerPath"]: volumes[point["sourceVolume"]]
+    # Every path under a mount point of the container, where the volume lies here.
+    mounts = {f"{point['containerPath']}/": f"{volumes[point['sourceVolume']]}/"
               for point in container["mountPoints"]}
     secrets = client("secretsmanager", aws, REGION)
-    environment = {item["name"]: mounted(item["value"], mounts)
+    environment = {item["name"]: substitute(item["value"], mounts)
                    for item in container["environment"]}
-    settings = mounted(json.loads(environment[SETTINGS_VARIABLE]), mounts)
+    settings = substitute(json.loads(environment[SETTINGS_VARIABLE]), mounts)
     for storage in ("primary", "replica"):
         if storage in settings:
             settings[storage]["endpoint"] = endpoints.proxy.url
@@ -305,18 +294,18 @@ def snapshots(stack: Mapping[str, Any], aws: str, home: Path) -> list[dict[str, 
 
 
 def test_the_file_set_schedule_firing_backs_it_up(backup, stack, aws, endpoints, webhook, efs,
-                                                  tmp_path):
+                                                  network, tmp_path):
     # What Scheduler passed to RunTask, and the container's command.
-    network = backup.run_task["networkConfiguration"]["awsvpcConfiguration"]
-    assert {key: value for key, value in backup.run_task.items()
-            if key != "networkConfiguration"} == {
+    assert backup.run_task == {
         "cluster": stack["ecs"]["clusterArn"],
         "taskDefinition": stack["ecs"]["taskDefinitionArns"]["files"],
         "launchType": "FARGATE", "platformVersion": "LATEST", "count": 1,
         "group": "backup-job:files:uploads",
+        "networkConfiguration": {"awsvpcConfiguration": {
+            "subnets": [network[subnet] for subnet in STACK_SUBNETS],
+            "securityGroups": [network[STACK_SECURITY_GROUP]], "assignPublicIp": "DISABLED"}},
         "overrides": {"containerOverrides": [{"name": "backup-agent",
                                               "command": ["run", "files", "uploads"]}]}}
-    assert network["assignPublicIp"] == "DISABLED" and len(network["subnets"]) == 3
     assert backup.command == ["backup-agent", "run", "files", "uploads"]
     assert backup.result.returncode == 0, backup.result.stderr
 
