@@ -88,8 +88,10 @@ def job_schedule(runtime: RuntimeSettings, job: Job) -> str:
 
 
 def job_command(job: Job) -> tuple[str, ...]:
-    """The agent's one-shot command for a job (the schedule's container override)."""
-    return ("drill",) if job.kind == "drill" else ("run", job.kind, str(job.name))
+    """The agent's one-shot command for a job (the schedule's container override). The drill
+    restores from every bucket: the replica's restore is the failover drill."""
+    return ("drill", "--target", "all") if job.kind == "drill" \
+        else ("run", job.kind, str(job.name))
 
 
 # --- secrets -------------------------------------------------------------------------------

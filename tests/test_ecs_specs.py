@@ -263,7 +263,7 @@ def test_schedule_args(stack):
                                                                flexible_window_minutes=None))
     assert schedule_args(off, DRILL, group_name="g")["flexible_time_window"] == {"mode": "OFF"}
     assert schedule_args(off, DRILL, group_name="g")["description"] == \
-        "Starts drill (backup-agent drill)"
+        "Starts drill (backup-agent drill --target all)"
 
 
 def test_schedule_target(stack):
@@ -292,7 +292,7 @@ def test_schedule_target(stack):
     drill = schedule_target(stack.runtime, DRILL, cluster_arn="C", role_arn="R",
                             dead_letter_arn="Q", task_definition_arn="T")
     assert json.loads(drill["input"]) == {"containerOverrides": [
-        {"name": "backup-agent", "command": ["drill"]}]}
+        {"name": "backup-agent", "command": ["drill", "--target", "all"]}]}
 
 
 def test_task_failure_pattern():
