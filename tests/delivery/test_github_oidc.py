@@ -60,15 +60,14 @@ def documents(with_github):
     return render_documents(with_github)
 
 
-@pytest.fixture(scope="module")
-def scale(stack_run):
+def scale_run(stack_run):
     """Pulumi.scale.yaml (everything on ECS, the exporter too) with a github block."""
     return stack_run("scale", {"github": GITHUB})
 
 
 @pytest.fixture(scope="module")
-def scale_documents(scale):
-    return render_documents(scale)
+def scale_documents(stack_run):
+    return render_documents(scale_run(stack_run))
 
 
 def test_off_without_github_config(prod):
@@ -341,14 +340,19 @@ def test_lint_trust_policies(documents):
         assert [a.rule for a in result.accepted] == ["trust-policy-has-no-resource"]
 
 
-def test_lint_preview_policy_is_clean(documents):
+@pytest.mark.parametrize("stack_documents", ["documents", "scale_documents"])
+def test_lint_preview_policy_is_clean(stack_documents, request):
+    documents = request.getfixturevalue(stack_documents)
     result = lint_policy(documents["github/preview-access.json"], kind="identity")
     assert (result.findings, result.accepted) == ((), ())
 
 
-def test_lint_deploy_policy_reports_the_inherent_escalation(documents):
+@pytest.mark.parametrize("stack_documents", ["documents", "scale_documents"])
+def test_lint_deploy_policy_reports_the_inherent_escalation(stack_documents, request):
     """A role that deploys bucket policies can grant itself object access: parliament says so
-    for each bucket, and the protected GitHub environment is the control (docs/delivery.md)."""
+    for each bucket, and the protected GitHub environment is the control (docs/delivery.md).
+    Nothing else, with the ECS placement too."""
+    documents = request.getfixturevalue(stack_documents)
     result = lint_policy(documents["github/deploy-access.json"], kind="identity")
     assert {(f.code, f.severity) for f in result.findings} == {
         ("RESOURCE_POLICY_PRIVILEGE_ESCALATION", "MEDIUM")}
@@ -371,18 +375,30 @@ def test_secrets_key_must_not_be_a_backup_key():
         preview_role_policy(stack)
 
 
-def test_compliance_controls_judge_the_github_roles(with_github):
-    """The compliance review sees the OIDC roles and passes them. Its advisory parliament
-    control lists what parliament says about them: the unknown federation source (it knows
-    web-identity and SAML providers, not IAM OIDC provider ARNs) and the escalation every
-    bucket-policy deployer has."""
+WILDCARD_EVIDENCE = ('{} Allow statement(s) name actions and resources (Resource "*" in {}: '
+                     "actions AWS cannot scope to a resource, or scoped by their condition key)")
+
+
+@pytest.mark.parametrize(("stack", "preview", "deploy"), [
+    ("prod", (10, "ReadKeyAliases, ReadSubscriptions"),
+     (12, "ReadKeyAliases, ManageSubscriptions, CreateKeys")),
+    ("scale", (12, "ReadKeyAliases, ReadSubscriptions, EcsRegionWide"),
+     (19, "ReadKeyAliases, ManageSubscriptions, CreateKeys, EcsRegionWide")),
+])
+def test_compliance_controls_judge_the_github_roles(stack_run, stack, preview, deploy):
+    """The compliance review sees the OIDC roles and passes them (prod, and the scale stack
+    with the ECS placement). Its advisory parliament control lists what parliament says about
+    them: the unknown federation source (it knows web-identity and SAML providers, not IAM OIDC
+    provider ARNs) and the escalation every bucket-policy deployer has."""
     from compliance.report import build_report
     from review.inventory import from_recorded
 
-    report = build_report("prod", from_recorded(with_github.resources))
+    run = stack_run(stack, {"github": GITHUB})
+    report = build_report(stack, from_recorded(run.resources))
     assert report.mandatory_failures() == []
     failing = {(r.id, r.control.mandatory, f.subject, f.evidence.split(":")[0])
-               for r in report.results for f in r.findings if f.status == "fail"}
+               for r in report.results for f in r.findings
+               if f.status == "fail" and f.subject.startswith("github")}
     assert failing == {
         ("iam-policy-lint-clean", False, "github-preview (trust)",
          "MEDIUM UNKNOWN_FEDERATION_SOURCE"),
@@ -393,10 +409,12 @@ def test_compliance_controls_judge_the_github_roles(with_github):
     }
     wildcards = {f.subject: f.evidence for r in report.results if r.id == "iam-no-wildcard-allow"
                  for f in r.findings if f.subject.startswith("github")}
-    assert wildcards["github-preview-access (identity)"] == (
-        '10 Allow statement(s) name actions and resources (Resource "*" in ReadKeyAliases, '
-        "ReadSubscriptions: actions AWS cannot scope to a resource, or scoped by their "
-        "condition key)")
+    assert wildcards == {
+        "github-preview (trust)": "1 Allow statement(s) name actions and resources",
+        "github-deploy (trust)": "1 Allow statement(s) name actions and resources",
+        "github-preview-access (identity)": WILDCARD_EVIDENCE.format(*preview),
+        "github-deploy-access (identity)": WILDCARD_EVIDENCE.format(*deploy),
+    }
 
 
 def test_without_replica_no_alarm_or_pass_role_statements(stack_run):
@@ -467,7 +485,8 @@ def runtime_key_arn(run):
     return arn("kms", f"key/{alias.inputs['targetKeyId']}")
 
 
-def test_preview_role_reads_the_ecs_placement(scale, scale_documents):
+def test_preview_role_reads_the_ecs_placement(stack_run, scale_documents):
+    scale = scale_run(stack_run)
     policy = statements(scale_documents["github/preview-access.json"])
     assert list(policy) == ["ReadBuckets", "ReadKeys", "ReadKeyAliases", "ReadRoles",
                             "ReadGitHubRoles", "ReadInstanceProfiles", "ReadOidcProvider",
@@ -584,9 +603,10 @@ def allowed(policies, action, resource, context=None):
     return evaluate(Request(role, action, resource, context or {}), policies).allowed
 
 
-def test_ci_roles_cover_every_declared_ecs_resource(scale, scale_documents):
+def test_ci_roles_cover_every_declared_ecs_resource(stack_run, scale_documents):
     """By the names the components declare, not the names the policy builder assumes: every
     resource of the ECS components, and every alarm and role of the stack."""
+    scale = scale_run(stack_run)
     policies = role_policies(scale_documents)
     checked = Counter()
     for resource in scale.resources:
@@ -613,7 +633,8 @@ def test_ci_roles_cover_every_declared_ecs_resource(scale, scale_documents):
     assert allowed(policies["deploy"], "kms:CreateAlias", arn("kms", alias.inputs["name"]))
 
 
-def test_ci_roles_never_read_ecs_secrets_or_logs_nor_run_tasks(scale, scale_documents):
+def test_ci_roles_never_read_ecs_secrets_or_logs_nor_run_tasks(stack_run, scale_documents):
+    scale = scale_run(stack_run)
     policies = role_policies(scale_documents)
     secret = arn("secretsmanager", "secret:biometrics-backup/resticPassword-AbCdEf")
     group = arn("logs", "log-group:/biometrics-backup/biometrics-backup/postgres")
@@ -657,7 +678,8 @@ def test_deploy_role_passes_each_ecs_role_to_its_one_service(scale_documents):
         assert not passes(role, "scheduler.amazonaws.com"), role
 
 
-def test_deploy_role_uses_the_runtime_key_only_through_secrets_manager(scale, scale_documents):
+def test_deploy_role_uses_the_runtime_key_only_through_secrets_manager(stack_run, scale_documents):
+    scale = scale_run(stack_run)
     deploy = role_policies(scale_documents)["deploy"]
     key = runtime_key_arn(scale)
     tagged = {"aws:ResourceTag/biometrics-backup-stack": "prod"}
@@ -695,38 +717,6 @@ def test_ci_role_policies_fit_iams_size_quota(stack_run):
     sizes = {name: len(re.sub(r"\s", "", json.dumps(documents[f"github/{name}-access.json"])))
              for name in ("preview", "deploy")}
     assert max(sizes.values()) <= 10_240, sizes
-
-
-def test_ecs_placement_passes_the_compliance_controls(scale, scale_documents):
-    from compliance.report import build_report
-    from review.inventory import from_recorded
-
-    report = build_report("scale", from_recorded(scale.resources))
-    assert report.mandatory_failures() == []
-    failing = {(r.id, f.subject, f.evidence.split(":")[0])
-               for r in report.results for f in r.findings
-               if f.status == "fail" and f.subject.startswith("github")}
-    assert failing == {
-        ("iam-policy-lint-clean", "github-preview (trust)", "MEDIUM UNKNOWN_FEDERATION_SOURCE"),
-        ("iam-policy-lint-clean", "github-deploy (trust)", "MEDIUM UNKNOWN_FEDERATION_SOURCE"),
-        ("iam-policy-lint-clean", "github-deploy-access (identity)",
-         "MEDIUM RESOURCE_POLICY_PRIVILEGE_ESCALATION"),
-    }
-    wildcards = {f.subject: f.evidence for r in report.results if r.id == "iam-no-wildcard-allow"
-                 for f in r.findings if f.subject.startswith("github")}
-    assert wildcards["github-preview-access (identity)"] == (
-        '12 Allow statement(s) name actions and resources (Resource "*" in ReadKeyAliases, '
-        "ReadSubscriptions, EcsRegionWide: actions AWS cannot scope to a resource, or scoped "
-        "by their condition key)")
-    assert wildcards["github-deploy-access (identity)"] == (
-        '19 Allow statement(s) name actions and resources (Resource "*" in ReadKeyAliases, '
-        "ManageSubscriptions, CreateKeys, EcsRegionWide: actions AWS cannot scope to a "
-        "resource, or scoped by their condition key)")
-    assert lint_policy(scale_documents["github/preview-access.json"],
-                       kind="identity").findings == ()
-    assert {f.code for f in lint_policy(scale_documents["github/deploy-access.json"],
-                                        kind="identity").findings} == {
-        "RESOURCE_POLICY_PRIVILEGE_ESCALATION"}
 
 
 def test_ecs_placement_without_the_exporter_names_no_service():
