@@ -502,9 +502,9 @@ def preview_role_policy(stack: DeployedStack) -> Document:
 
 def deploy_role_policy(stack: DeployedStack) -> Document:
     """`pulumi up` of the backup store: the preview role's reads of what it deploys, and the
-    writes (the keys by the stack's tag). No
-    s3:GetObject or DeleteBucket, no kms:Decrypt of a backup key or key deletion; IAM writes
-    only on the store's own roles and instance profiles (and the ECS placement's)."""
+    writes (the keys by the stack's tag). No s3:GetObject or DeleteBucket, no kms:Decrypt of a
+    backup key or key deletion; IAM writes only on the store's own roles and instance profiles
+    (and the ECS placement's)."""
     tags = stack.requested_key_tags()
     statements = [
         *_resource_statements(stack, write=True),
