@@ -312,7 +312,7 @@ def test_task_failure_pattern():
 
 def test_dead_letter_alarm():
     assert ecs_specs.dead_letter_alarm_args("biometrics-backup") == {
-        "name": "biometrics-backup-schedule-dead-letters",
+        "name": "biometrics-backup.schedule-dead-letters",
         "alarm_description": "EventBridge Scheduler could not start an ECS backup task after "
                              "its retries; the event is in the dead-letter queue",
         "namespace": "AWS/SQS",
@@ -345,7 +345,7 @@ def test_outcome_windows(stack, prod_settings):
 def test_outcome_alarm(stack):
     [window] = [w for w in outcome_windows(stack.runtime) if w.job == database_job("db-1")]
     assert outcome_alarm_args(ECS, window) == {
-        "name": "biometrics-backup-postgres-db-1-no-success",
+        "name": "biometrics-backup.postgres-db-1-no-success",
         "alarm_description": "No successful run of postgres:db-1 within 25 h (its longest "
                              "schedule gap plus its expected duration)",
         "namespace": "BiometricsBackup",
