@@ -15,11 +15,10 @@ ru_maxrss) of the child process:
   placement: one scheduler container per backup host, the drill and the exporter on the
   restore host) — what a user scales.
 
-* ECS, N databases (1, 10, 50): prod's settings with N databases placed on ECS, a file set on
-  EFS, the drill and the exporter on ECS (the stack tests/support/ecs.py builds in code, until
-  Pulumi.scale.yaml's parsing lands), run under the same mocks with its documents rendered and
-  the compliance report built; printed with its resource count, and the resources and seconds
-  each further database adds — both must stay flat for the preview to grow linearly.
+* ECS, N databases (1, 10, 50): Pulumi.scale.yaml (everything on ECS: the databases, a file
+  set on EFS, the drill and the exporter) keeping its first N databases, through the same
+  `python -m review.preview` command; printed with its resource count, and the resources and
+  seconds each further database adds — both must stay flat for the preview to grow linearly.
 
 Then one prod run under cProfile: its self time by package (where the time goes: imports of
 pulumi_aws and parliament, the program, rendering, the controls) and its top functions.
@@ -71,31 +70,36 @@ def run_floor(program_dir: Path) -> None:
     to_json(report)
 
 
-def run_ecs(databases: int) -> None:
-    """The ECS case's child process: prints the number of resources declared."""
-    sys.path.insert(0, str(ROOT))  # tests/ is not an installed package
-    from compliance.report import build_report, to_json, to_markdown
-    from review.inventory import from_recorded
-    from review.render import render_documents, to_text
-    from tests.support.ecs import ecs_settings, run_with
-
-    run = run_with(lambda parsed: ecs_settings(parsed, databases=databases))
-    {path: to_text(document) for path, document in render_documents(run).items()}
-    report = build_report("prod", from_recorded(run.resources))
-    to_markdown(report)
-    to_json(report)
-    print(len(run.resources))
+def scale_stack(databases: int) -> dict:
+    """Pulumi.scale.yaml with its first `databases` databases (its file set, drill and exporter
+    unchanged)."""
+    stack = yaml.safe_load((ROOT / "Pulumi.scale.yaml").read_text())
+    runtime = stack["config"][RUNTIME_KEY]
+    runtime["databases"] = runtime["databases"][:databases]
+    return stack
 
 
-def ecs_cases(repeat: int) -> None:
-    """Wall time and resources of the ECS stack as its databases grow, and per database."""
-    counts, wall = {}, {}
+def resource_count(command: Sequence[str]) -> int:
+    """The preview's own count: its last line is `<n> resources, <m> documents written to ...`."""
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    return int(output.stdout.splitlines()[-1].split()[0])
+
+
+def ecs_cases(repeat: int, scratch: Path) -> None:
+    """Wall time and resources of the scale stack as its databases grow, and per database."""
+    commands = {}
     for databases in ECS_DATABASES:
-        command = [sys.executable, __file__, "--ecs-child", str(databases)]
-        output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-        counts[databases] = int(output.stdout.split()[-1])
-        wall[databases] = statistics.median(timed(command)[0] for _ in range(repeat))
-    print(f"ECS placement, median of {repeat} runs (fresh interpreter each):")
+        project = project_with(scratch / f"ecs-{databases}", "scaled", scale_stack(databases))
+        commands[databases] = [sys.executable, "-m", "review.preview", "--stack", "scaled",
+                               "--project-dir", str(project), "--out", str(project / "out")]
+    counts = {databases: resource_count(command) for databases, command in commands.items()}
+    runs: dict[int, list[float]] = {databases: [] for databases in ECS_DATABASES}
+    for _ in range(repeat):
+        for databases, command in commands.items():
+            runs[databases].append(timed(command)[0])
+    wall = {databases: statistics.median(seconds) for databases, seconds in runs.items()}
+    print(f"ECS placement (Pulumi.scale.yaml's first N databases), median of {repeat} "
+          "interleaved runs (fresh interpreter each):")
     print(f"{'databases on ECS':<18} {'resources':>9} {'wall (s)':>9} "
           f"{'+resources/db':>14} {'+s/db':>7}")
     first = ECS_DATABASES[0]
@@ -210,20 +214,16 @@ def main() -> int:
     parser.add_argument("--ecs-only", action="store_true",
                         help="only the ECS cases (resources and time per database)")
     parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--ecs-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
         run_floor(args.floor_child)
         return 0
-    if args.ecs_child:
-        run_ecs(args.ecs_child)
-        return 0
-    if args.ecs_only:
-        ecs_cases(args.repeat)
-        return 0
     preview = [sys.executable, "-m", "review.preview"]
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
+        if args.ecs_only:
+            ecs_cases(args.repeat, scratch)
+            return 0
         floor_dir = scratch / "floor"
         floor_dir.mkdir()
         (floor_dir / "__main__.py").write_text(textwrap.dedent(FLOOR_PROGRAM))
@@ -251,7 +251,7 @@ def main() -> int:
         print(f"prod / floor                 {wall['prod'] / wall['floor (one bucket)']:6.2f}")
         print(f"50 databases / 1 database    {wall['50 database(s)'] / wall['1 database(s)']:6.2f}")
         print()
-        ecs_cases(args.repeat)
+        ecs_cases(args.repeat, scratch)
         profile(cases["prod"], args.top)
     return 0
 

@@ -15,6 +15,7 @@ from components.ecs_settings import EfsVolume
 from components.policies import Document, key_administration, policy_document, statement
 
 ECS_TASKS_SERVICE = "ecs-tasks.amazonaws.com"
+SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 # CloudWatch Logs' documented key-policy actions for an encrypted log group (CloudWatch Logs
 # User Guide, "Encrypt log data in CloudWatch Logs using AWS Key Management Service").
 # AWS's example for CloudWatch Logs grants kms:Encrypt*, Decrypt*, ReEncrypt*, GenerateDataKey*
@@ -62,7 +63,7 @@ def scheduler_trust_policy(account_id: str, schedule_group_arn: str) -> Document
     the execution role"): this account's schedules in this schedule group only."""
     return policy_document([statement(
         "AllowEventBridgeScheduler", ["sts:AssumeRole"], None,
-        principal={"Service": "scheduler.amazonaws.com"},
+        principal={"Service": SCHEDULER_SERVICE},
         condition={"StringEquals": {"aws:SourceAccount": account_id},
                    "ArnEquals": {"aws:SourceArn": schedule_group_arn}},
     )])

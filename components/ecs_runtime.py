@@ -30,6 +30,7 @@ from components.ecs_settings import EcsSettings, job_slug
 from components.ecs_specs import (
     DEAD_LETTER_RETENTION_SECONDS,
     LOG_GROUP_ROOT,
+    SECRET_RECOVERY_DAYS,
     container_definitions,
     dead_letter_alarm_args,
     dead_letter_queue_name,
@@ -42,11 +43,14 @@ from components.ecs_specs import (
     network_configuration,
     outcome_alarm_args,
     outcome_windows,
+    role_name,
+    runtime_key_alias,
     schedule_args,
     schedule_target,
     secret_name,
     task_definition_args,
     task_failure_pattern,
+    task_failures_rule_name,
     task_kinds,
     task_secrets,
     unalarmed_warning,
@@ -88,7 +92,7 @@ class EcsCluster(pulumi.ComponentResource):
             settings=[{"name": "containerInsights", "value": "enabled"}],
             region=region, opts=child)
         self.task_failures = aws.cloudwatch.EventRule(
-            f"{name}-task-failures", name=f"{ecs.cluster_name}-task-failures",
+            f"{name}-task-failures", name=task_failures_rule_name(ecs.cluster_name),
             description=f"Backup tasks of {ecs.cluster_name} that failed or never started",
             event_pattern=self.cluster.arn.apply(
                 lambda arn: json.dumps(task_failure_pattern(arn))),
@@ -98,7 +102,7 @@ class EcsCluster(pulumi.ComponentResource):
         for kind in task_kinds(runtime):
             purpose = f"task-{kind}"
             role = aws.iam.Role(
-                f"{name}-{purpose}", name=f"{ecs.cluster_name}-{purpose}",
+                f"{name}-{purpose}", name=role_name(ecs.cluster_name, purpose),
                 description=TASK_ROLE_DESCRIPTIONS[kind],
                 assume_role_policy=pulumi.Output.from_input(account_id).apply(
                     lambda account: to_json(task_trust_policy(account, region))),
@@ -140,7 +144,7 @@ class EcsJobs(pulumi.ComponentResource):
             policy=pulumi.Output.from_input(account_id).apply(lambda account: to_json(
                 runtime_key_policy(account, region, f"{LOG_GROUP_ROOT}/{ecs.cluster_name}/"))),
             tags=dict(stack.key_tags), region=region, opts=child)
-        aws.kms.Alias(f"{name}-key-alias", name=f"alias/{ecs.cluster_name}-runtime",
+        aws.kms.Alias(f"{name}-key-alias", name=runtime_key_alias(ecs.cluster_name),
                       target_key_id=self.key.key_id, region=region, opts=child)
         log_groups = {kind: aws.cloudwatch.LogGroup(
             f"{name}-{kind}-logs", name=log_group_name(ecs.cluster_name, kind),
@@ -154,7 +158,7 @@ class EcsJobs(pulumi.ComponentResource):
             region=region, opts=child)
         self.secret_arns = secret_arns = self._secrets(name, stack, secrets, child)
         self.execution_role = aws.iam.Role(
-            f"{name}-task-execution", name=f"{ecs.cluster_name}-task-execution",
+            f"{name}-task-execution", name=role_name(ecs.cluster_name, "task-execution"),
             description="ECS agent: pull the backup image, write its logs, read its secrets",
             assume_role_policy=to_json(execution_trust_policy()),
             tags={ROLE_PURPOSE_TAG: "task-execution"}, opts=child)
@@ -176,8 +180,8 @@ class EcsJobs(pulumi.ComponentResource):
             f"{name}-task-failures-alert", rule=cluster.task_failures.name,
             target_id="backup-alerts", arn=alert_topic_arn, region=region, opts=child)
         self._alarms(name, stack, alert_topic_arn, region, child)
-        if "exporter" in kinds:
-            self._exporter(name, stack, cluster, region, child)
+        self.discovery_service = (self._exporter(name, stack, cluster, region, child)
+                                  if "exporter" in kinds else None)
         self.register_outputs({
             "taskDefinitionArns": {k: td.arn for k, td in self.task_definitions.items()},
             "scheduleNames": self.schedule_names,
@@ -195,7 +199,8 @@ class EcsJobs(pulumi.ComponentResource):
             secret = aws.secretsmanager.Secret(
                 child_name, name=secret_name(ecs.cluster_name, key),
                 description=f"{key} for the ECS backup tasks of {ecs.cluster_name}",
-                kms_key_id=self.key.arn, recovery_window_in_days=7, region=region, opts=opts)
+                kms_key_id=self.key.arn, recovery_window_in_days=SECRET_RECOVERY_DAYS,
+                region=region, opts=opts)
             aws.secretsmanager.SecretVersion(
                 f"{child_name}-value", secret_id=secret.id, secret_string=secrets.values[key],
                 region=region, opts=opts)
@@ -234,7 +239,7 @@ class EcsJobs(pulumi.ComponentResource):
             kms_master_key_id=self.key.arn, kms_data_key_reuse_period_seconds=300,
             message_retention_seconds=DEAD_LETTER_RETENTION_SECONDS, region=region, opts=opts)
         role = aws.iam.Role(
-            f"{name}-scheduler", name=f"{ecs.cluster_name}-scheduler",
+            f"{name}-scheduler", name=role_name(ecs.cluster_name, "scheduler"),
             description="EventBridge Scheduler: start the backup tasks of "
                         f"{ecs.cluster_name}",
             assume_role_policy=pulumi.Output.all(account_id, group.arn).apply(
@@ -292,7 +297,7 @@ class EcsJobs(pulumi.ComponentResource):
                                        region=region, opts=opts)
 
     def _exporter(self, name: str, stack: StackSettings, cluster: EcsCluster, region: str,
-                  opts: pulumi.ResourceOptions) -> None:
+                  opts: pulumi.ResourceOptions) -> aws.servicediscovery.Service:
         """One exporter task, registered as an A record in the Cloud Map namespace, which
         Prometheus resolves (`dns_sd_configs`, components/scrape_config.py)."""
         ecs = stack.runtime.ecs
@@ -313,3 +318,4 @@ class EcsJobs(pulumi.ComponentResource):
             service_registries={"registry_arn": registry.arn},
             deployment_minimum_healthy_percent=100, deployment_maximum_percent=200,
             region=region, opts=opts)
+        return registry

@@ -48,6 +48,8 @@ LOG_GROUP_ROOT: Final = "/biometrics-backup"
 # PutMetricAlarm: Period x EvaluationPeriods may not exceed seven days (604,800 s).
 ALARM_PERIOD_SECONDS: Final = 3600
 MAX_ALARM_PERIODS: Final = 7 * 24 * 3600 // ALARM_PERIOD_SECONDS
+# A deleted secret (a database removed from the runtime) can be restored for this long.
+SECRET_RECOVERY_DAYS: Final = 7
 # SQS keeps a message at most 14 days: what the schedules could not deliver, kept that long.
 DEAD_LETTER_RETENTION_SECONDS: Final = 14 * 24 * 3600
 
@@ -88,8 +90,10 @@ def job_schedule(runtime: RuntimeSettings, job: Job) -> str:
 
 
 def job_command(job: Job) -> tuple[str, ...]:
-    """The agent's one-shot command for a job (the schedule's container override)."""
-    return ("drill",) if job.kind == "drill" else ("run", job.kind, str(job.name))
+    """The agent's one-shot command for a job (the schedule's container override). The drill
+    restores from every bucket: the replica's restore is the failover drill."""
+    return ("drill", "--target", "all") if job.kind == "drill" \
+        else ("run", job.kind, str(job.name))
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -185,8 +189,36 @@ def _ecs(stack: StackSettings) -> EcsSettings:
     return stack.runtime.ecs
 
 
+# --- names (the components create these; the CI roles' policies name them too) -------------
+
+
 def log_group_name(cluster_name: str, kind: str) -> str:
     return f"{LOG_GROUP_ROOT}/{cluster_name}/{kind}"
+
+
+def role_name(cluster_name: str, purpose: str) -> str:
+    """An ECS role (`contract.layout.ECS_ROLE_PURPOSES`): `<cluster>-task-postgres`, ...,
+    `<cluster>-task-execution`, `<cluster>-scheduler`."""
+    return f"{cluster_name}-{purpose}"
+
+
+def task_family(cluster_name: str, kind: str) -> str:
+    return f"{cluster_name}-{kind}"
+
+
+def task_failures_rule_name(cluster_name: str) -> str:
+    return f"{cluster_name}-task-failures"
+
+
+def runtime_key_alias(cluster_name: str) -> str:
+    return f"alias/{cluster_name}-runtime"
+
+
+def alarm_name(cluster_name: str, what: str) -> str:
+    """Every alarm of the ECS placement is named `<cluster>.<what>`: a cluster name has no dot
+    (ECS allows letters, digits, - and _), so `<cluster>.*` names this cluster's alarms and no
+    other's (not those of a cluster `<cluster>-staging`)."""
+    return f"{cluster_name}.{what}"
 
 
 def image_reference(repository_url: str, runtime: RuntimeSettings) -> str:
@@ -266,7 +298,7 @@ def task_definition_args(stack: StackSettings, kind: str) -> dict[str, Any]:
     ecs = _ecs(stack)
     size = ecs.task_sizes[kind]
     return {
-        "family": f"{ecs.cluster_name}-{kind}",
+        "family": task_family(ecs.cluster_name, kind),
         "requires_compatibilities": ["FARGATE"],
         "network_mode": "awsvpc",
         "cpu": str(size.cpu),
@@ -362,7 +394,7 @@ def dead_letter_alarm_args(cluster_name: str) -> dict[str, Any]:
     """Any message in the dead-letter queue: a schedule that could not start its task after
     every delivery retry (RunTask refused: capacity, a missing permission, a bad subnet)."""
     return {
-        "name": f"{cluster_name}-schedule-dead-letters",
+        "name": alarm_name(cluster_name, "schedule-dead-letters"),
         "alarm_description": "EventBridge Scheduler could not start an ECS backup task after "
                              "its retries; the event is in the dead-letter queue",
         "namespace": "AWS/SQS",
@@ -407,7 +439,7 @@ def outcome_alarm_args(ecs: EcsSettings, window: OutcomeWindow) -> dict[str, Any
     success, 0 per failure) below 1 in every hour of the window, hours without data counting
     as breaching — so a schedule that silently stops firing pages too."""
     return {
-        "name": f"{ecs.cluster_name}-{job_slug(window.job)}-no-success",
+        "name": alarm_name(ecs.cluster_name, f"{job_slug(window.job)}-no-success"),
         "alarm_description": f"No successful run of {window.job.id} within {window.hours} h "
                              "(its longest schedule gap plus its expected duration)",
         "namespace": ecs.metrics_namespace,

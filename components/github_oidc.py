@@ -27,6 +27,7 @@ class GitHubOidc(pulumi.ComponentResource):
     def __init__(self, name: str, settings: StackSettings, *, account_id: pulumi.Input[str],
                  key_arns: Sequence[pulumi.Input[str]], topic_arn: pulumi.Input[str],
                  alarm_names: Sequence[pulumi.Input[str]],
+                 discovery_service_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:GitHubOidc", name, None, opts)
         github = settings.github
@@ -61,9 +62,11 @@ class GitHubOidc(pulumi.ComponentResource):
         deployed = pulumi.Output.all(
             account=account_id, provider=provider_arn, topic=topic_arn,
             keys=pulumi.Output.all(*key_arns), alarms=pulumi.Output.all(*alarm_names),
+            discovery=discovery_service_arn,
         ).apply(lambda values: DeployedStack(
             settings, values["account"], tuple(values["keys"]), values["topic"],
-            values["provider"], tuple(role_names.values()), tuple(values["alarms"])))
+            values["provider"], tuple(role_names.values()), tuple(values["alarms"]),
+            values["discovery"]))
 
         self.roles: dict[str, aws.iam.Role] = {}
         for purpose, description in ROLE_DESCRIPTIONS.items():

@@ -41,14 +41,36 @@ pulumi.export("buckets", {
 pulumi.export("alertTopicArn", store.alerts.topic.arn)
 pulumi.export("roleArns", {purpose: role.arn for purpose, role in store.roles.host_roles.items()})
 pulumi.export("hosts", host_settings(settings))
-# Every KMS key of the stack: the CI roles and the organization guard name them.
+# The store's KMS keys: the CI roles and the organization guard name them.
 key_arns = [*(b.key_arn for b in (store.primary, store.replica) if b), store.alerts.key.arn]
 
+jobs = EcsJobs("ecs-jobs", settings, account_id=account_id, cluster=cluster,
+               alert_topic_arn=store.alerts.topic.arn, secrets=runtime_secrets) \
+    if cluster is not None else None
+if jobs is not None:
+    # What an operator needs to run a job by hand (docs/runtime.md, ECS placement), and the
+    # live names and ARNs the smoke check compares (delivery/smoke_check.py).
+    pulumi.export("ecs", {
+        "clusterArn": cluster.cluster.arn,
+        "taskDefinitionArns": {kind: td.arn for kind, td in jobs.task_definitions.items()},
+        "scheduleNames": jobs.schedule_names,
+        "repositoryUrl": jobs.repository.repository_url,
+        "taskRoleArns": {purpose: role.arn for purpose, role in cluster.task_roles.items()},
+        "keyArn": jobs.key.arn,
+        "secretArns": jobs.secret_arns,
+        "deadLetterQueueUrl": jobs.dead_letters.url,
+        "taskFailuresRule": cluster.task_failures.name,
+    })
+
 if settings.github is not None:
+    # The CI roles also name the ECS placement's key and the exporter's Cloud Map service.
     github = GitHubOidc(
-        "github", settings, account_id=account_id, key_arns=key_arns,
+        "github", settings, account_id=account_id,
+        key_arns=[*key_arns, *([jobs.key.arn] if jobs else [])],
         topic_arn=store.alerts.topic.arn,
         alarm_names=[alarm.name for alarm in store.alerts.alarms],
+        discovery_service_arn=jobs.discovery_service.arn
+        if jobs and jobs.discovery_service else None,
     )
     pulumi.export("githubRoleArns", {purpose: role.arn for purpose, role in github.roles.items()})
 
@@ -65,20 +87,3 @@ if settings.runtime is not None:
         runtime_secrets, build_context=".",
     )
     pulumi.export("backupContainers", {key: c.name for key, c in runtime.containers.items()})
-
-if cluster is not None:
-    jobs = EcsJobs("ecs-jobs", settings, account_id=account_id, cluster=cluster,
-                   alert_topic_arn=store.alerts.topic.arn, secrets=runtime_secrets)
-    # What an operator needs to run a job by hand (docs/runtime.md, ECS placement), and the
-    # live names and ARNs the smoke check compares (delivery/smoke_check.py).
-    pulumi.export("ecs", {
-        "clusterArn": cluster.cluster.arn,
-        "taskDefinitionArns": {kind: td.arn for kind, td in jobs.task_definitions.items()},
-        "scheduleNames": jobs.schedule_names,
-        "repositoryUrl": jobs.repository.repository_url,
-        "taskRoleArns": {purpose: role.arn for purpose, role in cluster.task_roles.items()},
-        "keyArn": jobs.key.arn,
-        "secretArns": jobs.secret_arns,
-        "deadLetterQueueUrl": jobs.dead_letters.url,
-        "taskFailuresRule": cluster.task_failures.name,
-    })

@@ -263,7 +263,7 @@ def test_schedule_args(stack):
                                                                flexible_window_minutes=None))
     assert schedule_args(off, DRILL, group_name="g")["flexible_time_window"] == {"mode": "OFF"}
     assert schedule_args(off, DRILL, group_name="g")["description"] == \
-        "Starts drill (backup-agent drill)"
+        "Starts drill (backup-agent drill --target all)"
 
 
 def test_schedule_target(stack):
@@ -292,7 +292,7 @@ def test_schedule_target(stack):
     drill = schedule_target(stack.runtime, DRILL, cluster_arn="C", role_arn="R",
                             dead_letter_arn="Q", task_definition_arn="T")
     assert json.loads(drill["input"]) == {"containerOverrides": [
-        {"name": "backup-agent", "command": ["drill"]}]}
+        {"name": "backup-agent", "command": ["drill", "--target", "all"]}]}
 
 
 def test_task_failure_pattern():
@@ -312,7 +312,7 @@ def test_task_failure_pattern():
 
 def test_dead_letter_alarm():
     assert ecs_specs.dead_letter_alarm_args("biometrics-backup") == {
-        "name": "biometrics-backup-schedule-dead-letters",
+        "name": "biometrics-backup.schedule-dead-letters",
         "alarm_description": "EventBridge Scheduler could not start an ECS backup task after "
                              "its retries; the event is in the dead-letter queue",
         "namespace": "AWS/SQS",
@@ -345,7 +345,7 @@ def test_outcome_windows(stack, prod_settings):
 def test_outcome_alarm(stack):
     [window] = [w for w in outcome_windows(stack.runtime) if w.job == database_job("db-1")]
     assert outcome_alarm_args(ECS, window) == {
-        "name": "biometrics-backup-postgres-db-1-no-success",
+        "name": "biometrics-backup.postgres-db-1-no-success",
         "alarm_description": "No successful run of postgres:db-1 within 25 h (its longest "
                              "schedule gap plus its expected duration)",
         "namespace": "BiometricsBackup",

@@ -194,7 +194,7 @@ def test_schedules(documents):
             ("postgres-db-1", "postgres", ["run", "postgres", "db-1"], "cron(0 1 * * ? *)"),
             ("postgres-db-2", "postgres", ["run", "postgres", "db-2"], "cron(1 1 * * ? *)"),
             ("files-uploads", "files", ["run", "files", "uploads"], "cron(30 3 * * ? *)"),
-            ("drill", "drill", ["drill"], "cron(0 6 * * ? *)")):
+            ("drill", "drill", ["drill", "--target", "all"], "cron(0 6 * * ? *)")):
         job = slug.replace("-", ":", 1) if kind != "drill" else "drill"
         # As `aws scheduler get-schedule` prints it.
         assert documents[f"ecs-jobs/{slug}-schedule.json"] == {

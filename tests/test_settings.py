@@ -289,10 +289,19 @@ def test_prod_warnings_reach_the_engine_log(prod):
         "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
         GUARD_WARNING,
         # Pulumi.prod.yaml holds no secrets: the offline preview shows placeholders instead.
-        *(f"biometrics-backup:{key} is not set; the preview uses a placeholder (pulumi config "
-          "set --secret before pulumi up)"
-          for key in ("resticPassword", "databasePasswords.biometrics", "webhookUrl")),
+        "biometrics-backup: 3 runtime secret(s) not set, the preview uses a placeholder for "
+        "each: databasePasswords.biometrics, resticPassword, webhookUrl (pulumi config set "
+        "--secret before pulumi up)",
     ]
+
+
+def test_missing_secrets_are_one_warning_naming_each(stack_run):
+    """The scale stack (50 databases, no secrets in its file): one line, keys sorted."""
+    keys = sorted([*(f"databasePasswords.tenant{i:02d}" for i in range(1, 51)),
+                   "resticPassword", "webhookUrl"])
+    assert [w for w in stack_run("scale").warnings if "secret" in w] == [
+        "biometrics-backup: 52 runtime secret(s) not set, the preview uses a placeholder for "
+        f"each: {', '.join(keys)} (pulumi config set --secret before pulumi up)"]
 
 
 @pytest.mark.parametrize(

@@ -116,4 +116,10 @@ def _wildcard_resource(resource: str, *, key_policy: bool) -> bool:
     # resource itself (arn:aws:s3:::*).
     parts = resource.split(":", 5)
     head = parts[5].split("/", 1)[0] if len(parts) == 6 else resource
+    # The ARN form resource-type:resource-id (IAM User Guide, "Amazon Resource Names"), e.g.
+    # alarm:<name>: a wildcard after a literal prefix of the name scopes names (alarm:stack-*),
+    # one at its start widens it to every resource of the type (alarm:*).
+    kind, colon, name = head.partition(":")
+    if colon and kind and name and not any(c in kind + name[0] for c in "*?"):
+        return any("*" in p for p in parts[:5])
     return "*" in head or "?" in head or any("*" in p for p in parts[:5])

@@ -168,8 +168,10 @@ def test_hardening_no_docker_sock_read_only_mounts_limits(run):
 
 def test_preview_without_secrets_uses_placeholders_and_warns(stack_run):
     run = stack_run("prod")
-    assert "biometrics-backup:resticPassword is not set; the preview uses a placeholder " \
-           "(pulumi config set --secret before pulumi up)" in run.warnings
+    assert [w for w in run.warnings if "secret" in w] == [
+        "biometrics-backup: 3 runtime secret(s) not set, the preview uses a placeholder for "
+        "each: databasePasswords.biometrics, resticPassword, webhookUrl (pulumi config set "
+        "--secret before pulumi up)"]
     backup = containers(run)["runtime-backup-agent-backup-1"]
     files = {u["file"]: u["content"] for u in unwrap(backup["uploads"])}
     assert files["/run/secrets/restic-password"] == (

@@ -144,6 +144,27 @@ def test_resource_star_passes_only_for_actions_aws_cannot_scope(prod_declared):
         ("backup-primary-backup-access (identity)", "ListAliases: wildcard resource '*'")]
 
 
+def test_a_wildcard_in_a_colon_resource_id_passes_only_after_a_name_prefix(prod_declared):
+    """resource-type:resource-id ARNs (alarm:<name>): alarm:stack.* names the stack's alarms,
+    alarm:* and log-group:* every one of the type."""
+    def grant(resource: str):
+        return lambda d: d["Statement"].append(
+            {"Sid": "Alarms", "Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"],
+             "Resource": resource})
+
+    region = f"arn:aws:cloudwatch:eu-central-1:{ACCOUNT}"
+    assert result(edit_policy(prod_declared, "backup-primary-backup-access",
+                              grant(f"{region}:alarm:biometrics-backup.*")),
+                  "iam-no-wildcard-allow").status == "pass"
+    for resource in (f"{region}:alarm:*", f"{region}:alarm:?ackup",
+                     f"arn:aws:logs:eu-central-1:{ACCOUNT}:log-group:*",
+                     f"arn:aws:cloudwatch:*:{ACCOUNT}:alarm:biometrics-backup.*"):
+        assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
+                                    grant(resource)), "iam-no-wildcard-allow") == [
+            ("backup-primary-backup-access (identity)",
+             f"Alarms: wildcard resource {resource!r}")], resource
+
+
 def test_list_tasks_on_star_passes_only_scoped_by_its_cluster(prod_declared):
     def grant(condition: dict[str, Any] | None):
         return lambda d: d["Statement"].append(
