@@ -1,6 +1,8 @@
 """Schedules of the scale stack firing, played against moto: EventBridge Scheduler's and ECS's
 parts done by this test with boto3, the container's part by the real `backup-agent` and the
-real restic — a file-set backup, then the drill that restores it.
+real restic — a file-set backup, then the drill (`--target all`) that restores it from the
+primary and from the replica. moto replicates nothing: S3 replication's part is played by
+copying the primary's objects into the replica before the drill fires.
 
 The stack (Pulumi.scale.yaml) is built in moto from its offline preview
 (tests/support/delivery.py), buckets included, in a VPC created in moto first: the stack takes
@@ -344,25 +346,42 @@ def without_databases(settings: dict[str, Any]) -> dict[str, Any]:
     return {**settings, "databases": []}
 
 
-def test_the_drill_schedule_firing_restores_it(backup, stack, aws, endpoints, webhook,
-                                               tmp_path):
+def replicate(stack: Mapping[str, Any], aws: str) -> list[str]:
+    """What S3 replication does (rule replicate-everything; moto replicates nothing): each
+    current object of the primary into the replica under its key; the keys copied."""
+    buckets = stack["buckets"]
+    primary = client("s3", aws, buckets["primary"]["region"])
+    replica = client("s3", aws, buckets["replica"]["region"])
+    keys = [item["Key"] for page in primary.get_paginator("list_objects_v2").paginate(
+        Bucket=buckets["primary"]["bucket"]) for item in page.get("Contents", [])]
+    for key in keys:
+        body = primary.get_object(Bucket=buckets["primary"]["bucket"], Key=key)["Body"].read()
+        replica.put_object(Bucket=buckets["replica"]["bucket"], Key=key, Body=body)
+    return keys
+
+
+def test_the_drill_schedule_firing_restores_it_from_both_buckets(backup, stack, aws, endpoints,
+                                                                 webhook, tmp_path):
     assert backup.result.returncode == 0, backup.result.stderr
+    assert any(key.startswith("restic/snapshots/") for key in replicate(stack, aws))
     (tmp_path / "scratch").mkdir()
     drill = fire(DRILL_SCHEDULE, aws=aws, endpoints=endpoints,
                  volumes={"scratch": tmp_path / "scratch"}, home=tmp_path,
                  played_settings=without_databases)
-    assert drill.command == ["backup-agent", "drill"]
+    assert drill.command == ["backup-agent", "drill", "--target", "all"]
     assert drill.run_task["group"] == "backup-job:drill"
     assert drill.result.returncode == 0, drill.result.stdout + drill.result.stderr
-    # It restored the snapshot the backup took (the drill records its full id, the backup
-    # restic's short one).
+    # From each bucket it restored the snapshot the backup took (the drill records its full
+    # id, the backup restic's short one) and verified its files.
     [snapshot] = [s for s in snapshots(stack, aws, tmp_path) if "manifest" not in s["tags"]]
-    [drilled] = [o for o in outcomes(stack, aws) if o.kind == "drill"]
-    assert (drilled.job, drilled.target, drilled.success, drilled.restore_point) == (
-        "files:uploads", "primary", True, snapshot["id"])
-    assert re.fullmatch(r"PASS primary files uploads \(\d+\.\d s\): 3 files match their "
-                        r"recorded hashes \(0 changed during the backup and were not compared\)\n",
-                        drill.result.stdout)
+    assert sorted((o.job, o.target, o.success, o.restore_point)
+                  for o in outcomes(stack, aws) if o.kind == "drill") == [
+        ("files:uploads", "primary", True, snapshot["id"]),
+        ("files:uploads", "replica", True, snapshot["id"])]
+    verified = (r"\(\d+\.\d s\): 3 files match their recorded hashes \(0 changed during the "
+                r"backup and were not compared\)\n")
+    assert re.fullmatch(f"PASS primary files uploads {verified}PASS replica files uploads "
+                        f"{verified}", drill.result.stdout)
     assert job_succeeded(aws, "drill") == [{"SampleCount": 1.0, "Sum": 1.0, "Unit": "Count"}]
     _, posted = webhook
     assert [(post["job"], post["status"]) for post in posted][-1] == ("drill", "success")
