@@ -33,5 +33,8 @@ test-prerequisites:
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check .
 
+# Both cores of these 2-core machines (pytest-xdist): each worker takes whole test files and
+# starts its own moto_server and PostgreSQL on free ports. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: test-prerequisites lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile

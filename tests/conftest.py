@@ -18,7 +18,7 @@ from review.render import render_documents  # noqa: E402
 from review.stack_config import stack_settings  # noqa: E402
 
 # tests/agent imports ROOT, required_tool and stack_config from here too.
-from tests.support import ROOT, required_tool, stack_config, test_folder  # noqa: E402, F401
+from tests.support import ROOT, required_tool, stack_config, test_folder, time_summary  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
@@ -51,22 +51,18 @@ def prod_documents(prod: StackRun) -> dict[str, Any]:
     return render_documents(prod)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` hands whole files to two workers (pytest-xdist, --dist loadfile) in this
+    order: the many short compliance tests go last, so the workers finish together instead of
+    one waiting for the other's last long file."""
+    items.sort(key=lambda item: test_folder(item.nodeid) == "tests/compliance")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Time by test folder (setup + call + teardown of each test, summed), so CI output shows
-    where the suite's time goes."""
-    seconds: dict[str, float] = {}
-    tests: dict[str, set[str]] = {}
-    for reports in terminalreporter.stats.values():
-        for report in reports:
-            if getattr(report, "when", None) not in ("setup", "call", "teardown"):
-                continue
-            area = test_folder(report.nodeid)
-            seconds[area] = seconds.get(area, 0.0) + report.duration
-            tests.setdefault(area, set()).add(report.nodeid)
-    if not seconds:
-        return
-    terminalreporter.section("time by test folder")
-    for area in sorted(seconds, key=seconds.get, reverse=True):
-        terminalreporter.write_line(f"{seconds[area]:8.1f} s  {len(tests[area]):4d} tests  {area}")
-    terminalreporter.write_line(f"{sum(seconds.values()):8.1f} s  "
-                                f"{sum(len(t) for t in tests.values()):4d} tests  in all")
+    """Time by test folder, so CI output shows where the suite's time goes (`time_summary`)."""
+    lines = time_summary(report for reports in terminalreporter.stats.values()
+                         for report in reports)
+    if lines:
+        terminalreporter.section("time by test folder")
+        for line in lines:
+            terminalreporter.write_line(line)

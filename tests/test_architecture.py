@@ -10,10 +10,11 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from tests.support import ROOT, test_folder
+from tests.support import ROOT, test_folder, time_summary
 
 OURS = ("contract", "backup_agent", "components", "compliance", "review", "policy", "infra",
         "delivery", "benchmarks")
@@ -177,3 +178,25 @@ def test_the_agent_image_holds_the_agent_and_the_contract():
     ("tests/test_settings.py::test_z", "tests")])
 def test_the_suite_reports_time_by_the_folder_of_each_test(nodeid, folder):
     assert test_folder(nodeid) == folder
+
+
+def _report(nodeid, when, duration, worker=None):
+    node = SimpleNamespace(gateway=SimpleNamespace(id=worker)) if worker else None
+    return SimpleNamespace(nodeid=nodeid, when=when, duration=duration, node=node)
+
+
+def test_the_time_summary_sums_each_folder_and_each_worker():
+    keep, report = "tests/agent/test_keep.py::test_x", "tests/test_settings.py::test_z"
+    reports = [_report(keep, "setup", 1.0, "gw0"), _report(keep, "call", 2.0, "gw0"),
+               _report(keep, "teardown", 0.5, "gw0"), _report(report, "call", 0.25, "gw1"),
+               SimpleNamespace(nodeid="tests", when=None, duration=9.0)]  # a collect report
+    assert time_summary(reports) == [
+        "     3.5 s     1 tests  tests/agent",
+        "     0.2 s     1 tests  tests",
+        "     3.8 s     2 tests  in all",
+        "     3.5 s  on worker gw0",
+        "     0.2 s  on worker gw1"]
+    # Without xdist, no worker lines; without a test, no summary.
+    assert time_summary([_report(report, "call", 0.25)]) == [
+        "     0.2 s     1 tests  tests", "     0.2 s     1 tests  in all"]
+    assert time_summary([]) == []

@@ -24,10 +24,12 @@ from typing import Any
 import boto3
 import pytest
 
-from backup_agent import config, task
+from backup_agent import config, files, task
 from contract.agent_settings import SETTINGS_VARIABLE, AgentSettings, to_json
+from contract.layout import RESTIC_PREFIX
 from tests.conftest import required_tool
 from tests.support import changed, project_config
+from tests.support.restic_key import cheap_key_file
 from tests.support.task_endpoints import metadata_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +129,17 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def _fake_walg_ignores(directory: str, names: list[str]) -> set[str]:
+    """What the fake wal-g's copy of the SDK leaves out: compiled files, and the models of every
+    service but S3 (botocore lists its data directory on each client it creates: 440 services
+    there cost every wal-g call about 20 ms)."""
+    ignored = {"__pycache__"}
+    if Path(directory).parts[-2:] == ("botocore", "data"):
+        ignored |= {name for name in names
+                    if name != "s3" and Path(directory, name).is_dir()}
+    return ignored
+
+
 @pytest.fixture(scope="session")
 def fake_walg() -> Iterator[Path]:
     """A `wal-g` on a path the PostgreSQL user can run: the FAKE, under Debian's python3 with
@@ -144,7 +157,7 @@ def fake_walg() -> Iterator[Path]:
     import urllib3
     for module in (boto3_module, botocore, s3transfer, jmespath, dateutil, urllib3):
         source = Path(module.__file__).parent
-        shutil.copytree(source, site / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(source, site / source.name, ignore=_fake_walg_ignores)
     six = Path(sys.modules["six"].__file__) if "six" in sys.modules else None
     if six is None:
         import six as six_module
@@ -255,6 +268,34 @@ def copy_bucket(s3: Any, source: str, target: str) -> None:
         for item in page.get("Contents", []):
             s3.copy_object(Bucket=target, Key=item["Key"],
                            CopySource={"Bucket": source, "Key": item["Key"]})
+
+
+@pytest.fixture(scope="session")
+def restic_template(moto_endpoint: str, fake_walg: Path, restic_binary: str,
+                    tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A bucket holding an empty restic repository (RESTIC_PASSWORD), `restic init` run once
+    per session, its key re-wrapped with cheap scrypt parameters (tests/support/restic_key.py):
+    the tests that need a repository but not the backup job's way of creating one (that is
+    test_restic_real.py's first test) start from a copy (`restic_repository`), without init's
+    calibration (about two seconds) and the calibrated key derivation in every command."""
+    bucket = create_bucket(moto_endpoint, "restic-template")
+    settings = settings_maker(moto_endpoint, bucket, tmp_path_factory.mktemp("restic-template"),
+                              fake_walg)()
+    files.restic(settings, settings.primary, ["init"])
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
+    [key] = s3.list_objects_v2(Bucket=bucket, Prefix=f"{RESTIC_PREFIX}keys/")["Contents"]
+    name, body = cheap_key_file(s3.get_object(Bucket=bucket, Key=key["Key"])["Body"].read(),
+                                RESTIC_PASSWORD)
+    s3.put_object(Bucket=bucket, Key=f"{RESTIC_PREFIX}keys/{name}", Body=body)
+    s3.delete_object(Bucket=bucket, Key=key["Key"])
+    return bucket
+
+
+@pytest.fixture
+def restic_repository(restic_template: str, s3: Any, bucket: str) -> str:
+    """This test's bucket, holding a copy of the empty template repository."""
+    copy_bucket(s3, restic_template, bucket)
+    return bucket
 
 
 # --- the prod stack file with runtime values changed -----------------------------------------

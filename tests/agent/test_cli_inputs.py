@@ -261,13 +261,10 @@ def test_a_state_directory_that_cannot_be_written(write, tmp_path):
 # --- failures: what failed, its exit code, its last stderr lines ----------------------------
 
 def test_a_tool_failure_names_the_command_its_exit_code_and_its_stderr(
-        write, restic_binary, moto_endpoint, bucket, tmp_path):
-    """A real restic: the repository in the bucket was written with another password."""
-    primary = {"bucket": bucket, "region": REGION, "endpoint": moto_endpoint}
-    other = write_secret(tmp_path, "other-password", "another password")
-    repository = f"s3:{moto_endpoint}/{bucket}/restic"
-    tools.run([restic_binary, "init"], {"RESTIC_REPOSITORY": repository,
-                                        "RESTIC_PASSWORD_FILE": other})
+        write, restic_binary, moto_endpoint, restic_repository):
+    """A real restic: the repository in the bucket was written with another password (the
+    template's, conftest.RESTIC_PASSWORD, not these settings' "correct horse")."""
+    primary = {"bucket": restic_repository, "region": REGION, "endpoint": moto_endpoint}
     code, stderr = write("run", "files", primary=primary, resticBinary=restic_binary)
     assert (code, one_line(stderr)) == (
         1, f"error: files:app: `{restic_binary} cat config` exited 1: Fatal: wrong password or "

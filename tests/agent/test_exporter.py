@@ -116,7 +116,7 @@ def test_s3_unreachable_keeps_last_values_and_says_so(settings, s3, bucket):
     reader = BucketReader(settings, "primary", settings.primary)
     assert reader.refresh()
     dead = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{free_port()}", region_name=REGION,
-                        config=Config(connect_timeout=1, retries={"max_attempts": 1}))
+                        config=Config(connect_timeout=1, retries={"total_max_attempts": 1}))
     reader.client = CountingClient(dead)
     assert not reader.refresh()
     values = metric_values(exporter.BackupCollector(settings, [reader]))

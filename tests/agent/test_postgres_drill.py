@@ -211,9 +211,12 @@ def test_retention_deletes_older_full_backups_and_their_wal(pg_settings, s3, buc
     settings = pg_settings(retain_full=1)
     database = settings.database("biometrics")
     names = [postgres.run_backup(settings, database).backup_name]
-    # moto's LastModified has one-second resolution: the second backup starts a second later.
-    second = int(time.time()) + 1
-    while time.time() < second:
+    # moto's LastModified has one-second resolution and backup-list orders by the sentinel's:
+    # the second backup starts once the first sentinel's second is over (it mostly is by now).
+    sentinel = (f"{settings.primary.database_root('biometrics')}{postgres.BASEBACKUPS}"
+                f"{names[0]}_backup_stop_sentinel.json")
+    written = s3.head_object(Bucket=bucket, Key=sentinel)["LastModified"].timestamp()
+    while time.time() < written + 1:
         time.sleep(0.01)
     names.append(postgres.run_backup(settings, database).backup_name)
     with tools.pgpass_file(database) as pgpass:

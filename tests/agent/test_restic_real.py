@@ -15,7 +15,7 @@ from backup_agent import cli, drill, evidence, exporter, files, records, tools
 from backup_agent.picks import Pick
 from contract.layout import RESTIC_PREFIX
 
-from .conftest import copy_bucket, create_bucket, file_set_data, make_tree, settings_maker
+from .conftest import REGION, copy_bucket, create_bucket, file_set_data, make_tree, settings_maker
 
 pytestmark = pytest.mark.usefixtures("restic_binary")
 
@@ -29,13 +29,16 @@ def file_set_settings(agent_settings, shared_dir):
 
 
 @pytest.fixture(scope="module")
-def backed_up(moto_endpoint, fake_walg, tmp_path_factory):
-    """One tree backed up once by the backup job (init, snapshot, its hashes, forget, check);
-    the tests that restore, damage or replicate it work on copies (`backed_up_settings`)."""
+def backed_up(moto_endpoint, fake_walg, restic_template, tmp_path_factory):
+    """One tree backed up once by the backup job (snapshot, its hashes, forget, check) into a
+    copy of the template repository; the tests that restore, damage or replicate it work on
+    copies (`backed_up_settings`)."""
     directory = tmp_path_factory.mktemp("backed-up")
     source = directory / "app"
     make_tree(source)
     bucket = create_bucket(moto_endpoint)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
+    copy_bucket(s3, restic_template, bucket)
     settings = settings_maker(moto_endpoint, bucket, directory, fake_walg)(
         **file_set_data(source))
     files.run_backup(settings, settings.file_set("app"))
@@ -171,6 +174,7 @@ def test_failover_drill_reads_the_replica_bucket(backed_up_settings, s3, bucket,
     assert records.read_drill(restore, "primary") is None
 
 
+@pytest.mark.usefixtures("restic_repository")
 def test_a_rotating_check_finds_the_damaged_pack_a_fixed_subset_misses(agent_settings, shared_dir,
                                                                        s3, bucket, monkeypatch):
     """rotate:20 reads a twentieth per run, as a fixed 5 % does, but the next twentieth each

@@ -85,7 +85,8 @@ def test_status_webhook_posts_outcome_and_never_logs_the_url(agent_settings, sha
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever)
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02})
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook-secret-token"

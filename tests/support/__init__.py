@@ -6,7 +6,7 @@ import copy
 import json
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -74,3 +74,32 @@ def test_folder(nodeid: str) -> str:
 
 
 test_folder.__test__ = False  # a helper, not a test pytest should collect
+
+
+def time_summary(reports: Iterable[Any]) -> list[str]:
+    """The lines of the suite's "time by test folder": each folder's tests (setup + call +
+    teardown, summed), all of them, and under pytest-xdist each worker's share (the sums then
+    exceed the wall time pytest prints last). Reports of other kinds are ignored."""
+    seconds: dict[str, float] = {}
+    tests: dict[str, set[str]] = {}
+    workers: dict[str, float] = {}
+    for report in reports:
+        if getattr(report, "when", None) not in ("setup", "call", "teardown"):
+            continue
+        area = test_folder(report.nodeid)
+        seconds[area] = seconds.get(area, 0.0) + report.duration
+        tests.setdefault(area, set()).add(report.nodeid)
+        node = getattr(report, "node", None)  # the worker, set by xdist on the controller
+        if node is not None:
+            workers[node.gateway.id] = workers.get(node.gateway.id, 0.0) + report.duration
+    if not seconds:
+        return []
+    lines = [f"{seconds[area]:8.1f} s  {len(tests[area]):4d} tests  {area}"
+             for area in sorted(seconds, key=seconds.get, reverse=True)]
+    lines.append(f"{sum(seconds.values()):8.1f} s  {sum(map(len, tests.values())):4d} tests  "
+                 "in all")
+    lines += [f"{busy:8.1f} s  on worker {worker}" for worker, busy in sorted(workers.items())]
+    return lines
+
+
+time_summary.__test__ = False

@@ -173,9 +173,18 @@ def deploy_from_preview(url: str, preview: Path, preview_outputs: dict[str, Any]
     schedules, dead-letter queue and paging rule in moto from the rendered documents; return
     the outputs `pulumi stack output --json` would print (with moto's names and ARNs).
     `secret_values` by config key (default `secret_value(key)`)."""
+    clients: dict[tuple[str, str], Any] = {}
+
+    def regional(service: str, region: str) -> Any:
+        """One client per service and region for the whole deployment (creating a boto3 client
+        costs more than the call it makes)."""
+        if (service, region) not in clients:
+            clients[service, region] = client(service, url, region)
+        return clients[service, region]
+
     buckets = {}
     for purpose, planned in preview_outputs["buckets"].items():
-        kms = client("kms", url, planned["region"])
+        kms = regional("kms", planned["region"])
         key_arn = kms.create_key(Description=f"{planned['bucket']} (moto)")["KeyMetadata"]["Arn"]
         buckets[purpose] = {**planned, "keyArn": key_arn}
     outputs = {**preview_outputs, "buckets": buckets}
@@ -187,14 +196,14 @@ def deploy_from_preview(url: str, preview: Path, preview_outputs: dict[str, Any]
     locked = {check.resource for check in bucket_checks if check.aspect == "object lock"}
     for live in buckets.values():
         for bucket in (live["bucket"], live["logBucket"]):
-            client("s3", url, live["region"]).create_bucket(
+            regional("s3", live["region"]).create_bucket(
                 Bucket=bucket, ObjectLockEnabledForBucket=bucket in locked,
                 CreateBucketConfiguration={"LocationConstraint": live["region"]})
     log_buckets = {live["logBucket"] for live in buckets.values()}
     for check in sorted(bucket_checks, key=lambda c: _rank(c, log_buckets)):
         document = mutate(check) if mutate else check.expected
         if document is not None:
-            _install_bucket(client("s3", url, check.region), check, document)
+            _install_bucket(regional("s3", check.region), check, document)
     ecs_checks = [check for check in checks if not check.is_bucket]
     for group, region in {(c.request["GroupName"], c.region) for c in ecs_checks
                           if c.aspect == "schedule"}:
