@@ -37,4 +37,4 @@ lint: $(VENV)/.test-installed
 # starts its own moto_server and PostgreSQL on free ports. TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: test-prerequisites lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS)

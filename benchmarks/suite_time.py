@@ -8,9 +8,10 @@ prints: the wall time of pytest's last line and the "time by test folder" summar
     python benchmarks/suite_time.py [--repeat 3] [--checkout DIR ...] [--workers N ...]
                                     [-- PYTEST_ARGS]
 
-Defaults: this checkout, 2 workers (`make test`: `pytest -n 2 --dist loadfile`); `--workers 0`
-runs in one process. Every run uses this interpreter, so another checkout (e.g. a clone of an
-earlier commit) is measured with the same packages.
+Defaults: this checkout, 2 workers (`make test`: `pytest -n 2`; pyproject.toml adds how files
+are distributed); `--workers 0` runs in one process. Every run uses this interpreter, so another
+checkout (e.g. a clone of an earlier commit) is measured with the same packages; pytest reads
+that checkout's own pyproject.toml.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="pytest-xdist workers, 0 for one process (repeatable; default: 2)")
     parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments")
     args = parser.parse_args(argv)
-    setups = [(checkout, ["-n", str(workers), "--dist", "loadfile", *args.pytest_args])
+    setups = [(checkout, ["-n", str(workers), *args.pytest_args])
               for checkout in args.checkout or [ROOT] for workers in args.workers or [2]]
     runs: list[list[dict[str, float | str]]] = [[] for _ in setups]
     for number in range(args.repeat):

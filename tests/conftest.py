@@ -51,11 +51,14 @@ def prod_documents(prod: StackRun) -> dict[str, Any]:
     return render_documents(prod)
 
 
+# The order pytest-xdist hands whole files to `make test`'s two workers in (pyproject: --dist
+# loadfile --no-loadscope-reorder): the folders of long files first, the many short compliance
+# tests last, so that the workers finish together. Other folders go with the top level's.
+FOLDER_ORDER = {"tests/agent": 0, "tests": 1, "tests/delivery": 2, "tests/compliance": 3}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` hands whole files to two workers (pytest-xdist, --dist loadfile) in this
-    order: the many short compliance tests go last, so the workers finish together instead of
-    one waiting for the other's last long file."""
-    items.sort(key=lambda item: test_folder(item.nodeid) == "tests/compliance")
+    items.sort(key=lambda item: FOLDER_ORDER.get(test_folder(item.nodeid), 1))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
