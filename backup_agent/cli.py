@@ -2,24 +2,28 @@
 
 Every refusal is one line on stderr, `error: <setting or argument>: <what is wrong>; allowed:
 ...`, with a non-zero exit: 2 for a bad argument, settings file or host (a password file, the
-state directory, a port), 1 when a job, a tool or a check fails. `--debug` adds the traceback.
+state directory, a port, a secret variable of an ECS task), 1 when a job, a tool or a check
+fails. A run an ECS task skips because another run of its job still runs exits 75
+(`contract.tasks.SKIPPED_EXIT`) with one line `skipped: ...`. `--debug` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from backup_agent import config, tools
+from backup_agent import config, task, tools
 from backup_agent.commands import drill, exporter, keep, report, run, schedule, status
-from backup_agent.commands.host import JobFailed, UsageError
+from backup_agent.commands.host import JobFailed, JobSkipped, UsageError
+from contract.agent_settings import SETTINGS_VARIABLE
 from contract.reader import InvalidSetting
+from contract.tasks import SKIPPED_EXIT
 
-DEFAULT_SETTINGS = "/etc/backup-agent/settings.json"
 COMMANDS = (run, drill, schedule, exporter, status, keep, report)
 
 
@@ -33,8 +37,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="backup-agent", description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", default=DEFAULT_SETTINGS,
-                        help="the settings file rendered by the BackupContainers component")
+    parser.add_argument("--settings", metavar="FILE",
+                        help="the settings file rendered by the BackupContainers component "
+                             f"(default: ${SETTINGS_VARIABLE} when set, as in an ECS task, "
+                             f"else {config.DEFAULT_PATH})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     commands = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
@@ -50,8 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
         if not args.debug:  # "Found credentials in ..." on every start is not news
             logging.getLogger("botocore").setLevel(logging.WARNING)
-        settings = config.load(args.settings)
+        settings = config.resolve(args.settings, os.environ)
+        task.prepare(settings)
         return args.handler(settings, args)
+    except JobSkipped as error:
+        print(f"skipped: {error}", file=sys.stderr)
+        return SKIPPED_EXIT
     except (UsageError, InvalidSetting) as error:
         return _refuse(2, str(error), debug)
     except JobFailed as error:

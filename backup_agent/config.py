@@ -1,12 +1,23 @@
-"""The agent's settings file, as `contract.agent_settings` defines it (the schema the
-BackupContainers component renders from), read from disk with one-line errors."""
+"""The agent's settings, as `contract.agent_settings` defines them (the schema the components
+render): a file on a Docker host, the `BACKUP_AGENT_SETTINGS` environment variable in an ECS
+task (a task has no file the stack could upload). Every error is one line naming the file or
+the variable and, inside it, the key."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
-from contract.agent_settings import AgentSettings, SettingsError, parse
+from contract.agent_settings import (
+    SETTINGS_VARIABLE,
+    AgentSettings,
+    SettingsError,
+    from_json,
+    parse,
+)
+
+DEFAULT_PATH = "/etc/backup-agent/settings.json"
 
 
 class SettingsFileError(SettingsError):
@@ -41,5 +52,30 @@ def load(path: str | Path) -> AgentSettings:
     try:
         return parse(data)
     except SettingsError as error:
-        raise SettingsError(f"{path}: {error.key}" if error.key else str(path),
-                            error.problem) from None
+        raise _within(str(path), error) from None
+
+
+def _within(source: str, error: SettingsError) -> SettingsError:
+    return SettingsError(f"{source}: {error.key}" if error.key else source, error.problem)
+
+
+def from_variable(text: str) -> AgentSettings:
+    """The settings document of an ECS task's `BACKUP_AGENT_SETTINGS`; errors name the
+    variable, then the key inside it."""
+    if not text.strip():
+        raise SettingsError(SETTINGS_VARIABLE, "is empty; allowed: the JSON settings document "
+                            "the task definition sets")
+    try:
+        return from_json(text)
+    except SettingsError as error:
+        raise _within(SETTINGS_VARIABLE, error) from None
+
+
+def resolve(path: str | None, environ: Mapping[str, str]) -> AgentSettings:
+    """`--settings FILE` when given; else `BACKUP_AGENT_SETTINGS` when set (an ECS task); else
+    the file the Docker placement mounts."""
+    if path is not None:
+        return load(path)
+    if SETTINGS_VARIABLE in environ:
+        return from_variable(environ[SETTINGS_VARIABLE])
+    return load(DEFAULT_PATH)

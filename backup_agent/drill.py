@@ -8,7 +8,9 @@ archive_command: the drill must never write into the production archive). Then t
 row counts must equal the recorded ones and `bt_index_check` must pass on every B-tree index.
 Files: `restic restore --verify` of the newest snapshot, compared with its recorded hashes.
 Everything temporary is removed whatever happens; the outcome goes to the state directory
-(`backup_agent.records`), where the exporter and `status` read it.
+(`backup_agent.records`), where the exporter and `status` on the same host read it, and to the
+outcome record (`backup_agent.evidence`), where they read it when the drill runs elsewhere (an
+ECS task).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ import datetime as dt
 import functools
 import json
 import logging
+import re
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -135,3 +137,80 @@ def read_month(storage: Storage, year: int, month: int) -> Month:
     return Month(tuple(sorted(outcomes, key=lambda o: o.finished)),
                  tuple(key for key, count in sorted(versions.items()) if count > 1),
                  tuple(unreadable))
+
+
+# --- the newest drill outcomes, where the drill's state directory is out of reach ----------
+
+# key_of's drill keys: `<finished>-drill-<kind>-<name>-<8 hex>.json` (the job's ":" as "-").
+_DRILL_KEY = re.compile(r"[^/]+-drill-(?P<kind>postgres|files)-(?P<name>[a-z0-9-]+)"
+                        r"-[0-9a-f]{8}\.json")
+# How far back the newest drill of a backup is looked for: a year and the month it began.
+MONTHS_SEARCHED = 13
+# A month's listing is kept once no outcome can land there any more (the record is written
+# right after the outcome's finish time, which names the month).
+_MONTH_SETTLED = dt.timedelta(days=1)
+
+
+def _month_before(year: int, month: int) -> tuple[int, int]:
+    return (year - 1, 12) if month == 1 else (year, month - 1)
+
+
+def _month_start(year: int, month: int) -> dt.datetime:
+    return dt.datetime(year, month, 1, tzinfo=dt.UTC)
+
+
+class LatestDrills:
+    """The newest drill outcome of each backup from one target, read from the outcome record
+    in one bucket: where the drill ran elsewhere (an ECS task's scratch storage is gone when it
+    stops, the restore host's state volume is not the exporter task's). The keys sort by
+    finish time, so each month is read newest first and stops at the first match; settled
+    months are listed once, outcomes (never rewritten) fetched once."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self._settled: dict[tuple[int, int], list[str]] = {}
+        self._outcomes: dict[str, Outcome | None] = {}  # None: not an outcome (logged once)
+
+    def _keys(self, year: int, month: int, now: dt.datetime) -> list[str]:
+        if (year, month) in self._settled:
+            return self._settled[(year, month)]
+        keys = [item["Key"] for page in self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=f"{EVIDENCE_PREFIX}{year:04d}/{month:02d}/")
+                for item in page.get("Contents", [])]
+        following = _month_start(year + 1, 1) if month == 12 else _month_start(year, month + 1)
+        if now >= following + _MONTH_SETTLED:
+            self._settled[(year, month)] = keys
+        return keys
+
+    def _outcome(self, key: str) -> Outcome | None:
+        if key not in self._outcomes:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            try:
+                self._outcomes[key] = parse(key, json.loads(body))
+            except (EvidenceError, ValueError) as error:  # it stays there: Object Lock
+                log.warning("%s in %s is not a drill outcome, skipped: %s", key, self.bucket,
+                            error)
+                self._outcomes[key] = None
+        return self._outcomes[key]
+
+    def newest(self, target: str, backups: Sequence[tuple[str, str]],
+               now: dt.datetime) -> dict[tuple[str, str], Outcome]:
+        """For each (kind, name) of `backups`, its newest drill outcome from `target` within
+        MONTHS_SEARCHED months; backups never drilled there are absent."""
+        wanted, found = set(backups), {}
+        year, month = now.year, now.month
+        for _ in range(MONTHS_SEARCHED):
+            if len(found) == len(wanted):
+                break
+            for key in sorted(self._keys(year, month, now), reverse=True):
+                match = _DRILL_KEY.fullmatch(key.rsplit("/", 1)[-1])
+                backup = (match["kind"], match["name"]) if match else None
+                if backup is None or backup in found or backup not in wanted:
+                    continue
+                outcome = self._outcome(key)
+                if (outcome is not None and outcome.kind == "drill"
+                        and outcome.target == target and outcome.job == ":".join(backup)):
+                    found[backup] = outcome
+            year, month = _month_before(year, month)
+        return found

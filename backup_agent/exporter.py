@@ -1,6 +1,6 @@
 """`backup-agent exporter`: Prometheus metrics from the real state of the backup repositories.
 
-A refresh loop (decoupled from scrapes) reads S3 incrementally and the drill's result file, and
+A refresh loop (decoupled from scrapes) reads S3 incrementally and the last drill's results, and
 keeps a snapshot of values; a scrape only renders that snapshot, so no object in the bucket and
 no file on disk can make `/metrics` fail. Every time exported is the backup's own time
 (sentinel FinishTime, S3 LastModified), never the scrape time. When a refresh fails for any
@@ -17,7 +17,11 @@ repository design, https://restic.readthedocs.io/en/stable/100_references.html):
 - WAL: `ListObjectsV2(StartAfter=<segment `margin` segments behind the newest seen>)`, so only
   new keys and a safety margin for out-of-order uploads are listed; every `full_relist_every`
   refreshes, or when the cluster's system identifier changes, a full relist;
-- restic: the small snapshots/ and locks/ folders, one HEAD-like list of `config`.
+- restic: the small snapshots/ and locks/ folders, one HEAD-like list of `config`;
+- the last drill: where these settings list the drill job, its result file in the state
+  directory; otherwise (the drill runs in an ECS task, or on the restore host while this
+  exporter is a task) the newest drill outcomes in the bucket's outcome record
+  (`evidence.LatestDrills`: a listing of the current month, and GETs only of new drill keys).
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from backup_agent import records, s3, tools
-from contract.agent_settings import AgentSettings, Storage
+from backup_agent import evidence, records, s3, tools
+from contract.agent_settings import DRILL_JOB, AgentSettings, Storage
 from contract.layout import POSTGRES_PREFIX, RESTIC_PREFIX, segment_name, segment_position
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,31 @@ class CountingClient:
 
     def _count(self, model: Any, **_: Any) -> None:
         self.requests[model.name] = self.requests.get(model.name, 0) + 1
+
+
+@dataclass(frozen=True)
+class DrilledBackup:
+    """The last drill of one database or file set from one target."""
+
+    kind: str  # postgres | files
+    name: str
+    success: bool
+    finished: float
+    duration_seconds: float
+
+
+def from_state(results: records.DrillResults | None) -> tuple[DrilledBackup, ...]:
+    """The drill's result file: one run, one finish time."""
+    if results is None:
+        return ()
+    return tuple(DrilledBackup(o.kind, o.name, o.success, results.finished, o.duration_seconds)
+                 for o in results.outcomes)
+
+
+def from_record(outcomes: dict[tuple[str, str], evidence.Outcome]) -> tuple[DrilledBackup, ...]:
+    """Outcome records, each with its own finish time."""
+    return tuple(DrilledBackup(kind, name, o.success, o.finished, o.duration_seconds)
+                 for (kind, name), o in outcomes.items())
 
 
 @dataclass(frozen=True)
@@ -114,7 +143,8 @@ class BucketReader:
         self.delete_markers: dict[str, int] = {}
         self.delete_markers_scanned: float | None = None
         self.delete_marker_errors = 0
-        self.drill: records.DrillResults | None = None  # the last drill from this target
+        self.drill: tuple[DrilledBackup, ...] = ()  # the last drill from this target
+        self.latest_drills = evidence.LatestDrills(self.client.client, storage.bucket)
         self.refreshes = 0
         self.up = False
         self.errors = 0
@@ -216,6 +246,17 @@ class BucketReader:
         self.delete_markers = counts
         self.delete_markers_scanned = time.monotonic()
 
+    def read_drills(self) -> tuple[DrilledBackup, ...]:
+        """The last drill from this target: from the state directory where the drill runs
+        with these settings, else from the outcome record in this bucket (replication brings
+        the outcomes a drill records in the primary)."""
+        if DRILL_JOB in self.settings.jobs:
+            return from_state(records.read_drill(self.settings, self.target))
+        backups = [("postgres", d.name) for d in self.settings.databases] + [
+            ("files", f.name) for f in self.settings.file_sets]
+        return from_record(self.latest_drills.newest(self.target, backups,
+                                                     dt.datetime.now(dt.UTC)))
+
     def read_bucket(self) -> None:
         """The wal-g and restic state of the bucket (raises what S3 raises)."""
         for name, state in self.databases.items():
@@ -228,7 +269,7 @@ class BucketReader:
         keeps the last good values, counts an error and sets `up` to 0 (the loop goes on)."""
         try:
             self.read_bucket()
-            self.drill = records.read_drill(self.settings, self.target)
+            self.drill = self.read_drills()
         except Exception as error:  # S3, an unexpected object, the drill's result file
             self.up = False
             self.errors += 1
@@ -345,13 +386,11 @@ class BackupCollector(Collector):
         duration = GaugeMetricFamily("backup_drill_duration_seconds",
                                      "How long the last restore drill took", labels=labels)
         for reader in self.readers:
-            if reader.drill is None:
-                continue
-            for outcome in reader.drill.outcomes:
-                values = [reader.target, outcome.kind, outcome.name]
-                success.add_metric(values, 1.0 if outcome.success else 0.0)
-                finished.add_metric(values, reader.drill.finished)
-                duration.add_metric(values, outcome.duration_seconds)
+            for drilled in reader.drill:
+                values = [reader.target, drilled.kind, drilled.name]
+                success.add_metric(values, 1.0 if drilled.success else 0.0)
+                finished.add_metric(values, drilled.finished)
+                duration.add_metric(values, drilled.duration_seconds)
         yield from (success, finished, duration)
 
 

@@ -77,6 +77,26 @@ def _recorded(settings: AgentSettings, job: str, tool: str, take: Callable[[], s
     return run
 
 
+def post_status(settings: AgentSettings, job: str, ok: bool, summary: str,
+                finished: float) -> None:
+    """The seed's status webhook, after each scheduled run (on a host by the scheduler, in an
+    ECS task by the task itself); its URL is a secret (a file) and never logged."""
+    if not settings.webhook_url_file:
+        return
+    url = Path(settings.webhook_url_file).read_text().strip()
+    body = json.dumps({
+        "status": "success" if ok else "failure", "job": job, "detail": summary,
+        "timestamp": dt.datetime.fromtimestamp(finished, dt.UTC).isoformat(),
+    }).encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except OSError as error:
+        log.warning("status webhook for %s failed: %s", job, type(error).__name__)
+
+
 @dataclass
 class JobState:
     runs: dict[str, int] = field(default_factory=lambda: {"success": 0, "failure": 0})
@@ -126,28 +146,11 @@ class Scheduler:
             state.last_duration = time.monotonic() - started
             if ok:
                 state.last_success = finished
-            self.notify(job, ok, summary, finished)
+            post_status(self.settings, job, ok, summary, finished)
             return True
         finally:
             state.running = False
             state.lock.release()
-
-    def notify(self, job: str, ok: bool, summary: str, finished: float) -> None:
-        """The seed's status webhook; its URL is a secret (a mounted file) and never logged."""
-        if not self.settings.webhook_url_file:
-            return
-        url = Path(self.settings.webhook_url_file).read_text().strip()
-        body = json.dumps({
-            "status": "success" if ok else "failure", "job": job, "detail": summary,
-            "timestamp": dt.datetime.fromtimestamp(finished, dt.UTC).isoformat(),
-        }).encode()
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        except OSError as error:
-            log.warning("status webhook for %s failed: %s", job, type(error).__name__)
 
     def refresh_archiver(self) -> None:
         for database in self.settings.databases:

@@ -89,9 +89,8 @@ class TargetRow:
 def rows(settings: AgentSettings, reader: BucketReader, now: float) -> list[TargetRow]:
     """From the reader's last state, drill results included; reads neither S3 nor files (the
     caller refreshes, or the exporter's loop does)."""
-    results = reader.drill
-    drills = {(o.kind, o.name): LastDrill("passed" if o.success else "failed", results.finished)
-              for o in (results.outcomes if results else ())}
+    drills = {(d.kind, d.name): LastDrill("passed" if d.success else "failed", d.finished)
+              for d in reader.drill}
     never = LastDrill("never", None)
 
     def row(kind: str, name: str, prefix: str, backup: Freshness, wal: Freshness | None,

@@ -3,7 +3,8 @@
 Only documented settings of each tool go into its environment (`backup_agent.envdoc` lists them
 with their sources). Secrets reach the tools as file paths (RESTIC_PASSWORD_FILE, PGPASSFILE),
 never as values, so nothing secret is in an environment, an argument list or a log line.
-No AWS keys are set: wal-g and restic take the instance profile's credentials.
+No AWS keys are set: wal-g and restic take the instance profile's (on a Docker host) or the
+task role's (in an ECS task) credentials.
 """
 
 from __future__ import annotations
@@ -55,17 +56,18 @@ class RestoreFailed(RuntimeError):
         self.restore_point = restore_point
 
 
-def describe_failure(error: BaseException) -> str:
-    """One line for a failed step: what failed and what the tool or service said."""
+def describe_failure(error: BaseException, service: str = "S3") -> str:
+    """One line for a failed step: what failed and what the tool or service (an AWS error:
+    `service`) said."""
     if isinstance(error, psycopg.Error):
         first = str(error).strip().splitlines()
         return f"PostgreSQL: {first[0] if first else type(error).__name__}"
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
-        return (f"S3 {error.operation_name}: {details.get('Code', '?')} "
+        return (f"{service} {error.operation_name}: {details.get('Code', '?')} "
                 f"{details.get('Message', '')}".rstrip())
     if isinstance(error, BotoCoreError):
-        return f"S3: {error}"
+        return f"{service}: {error}"
     if isinstance(error, OSError) and error.strerror:
         return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
     text = " ".join(str(error).split())

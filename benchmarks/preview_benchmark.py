@@ -1,6 +1,6 @@
 """How long the offline preview takes and how much memory it needs, each case a fresh process.
 
-    python benchmarks/preview_benchmark.py [--repeat 5] [--top 12]
+    python benchmarks/preview_benchmark.py [--repeat 5] [--top 12] [--ecs-only]
 
 Cases, each run `--repeat` times interleaved (floor, prod, 1 database, 50 databases, floor,
 ...) and reported as the median wall time and the median peak resident memory (wait4's
@@ -14,6 +14,11 @@ ru_maxrss) of the child process:
   sets, each with a schedule of its own, spread over ceil(N / 5) backup hosts (Docker
   placement: one scheduler container per backup host, the drill and the exporter on the
   restore host) — what a user scales.
+
+* ECS, N databases (1, 10, 50): Pulumi.scale.yaml (everything on ECS: the databases, a file
+  set on EFS, the drill and the exporter) keeping its first N databases, through the same
+  `python -m review.preview` command; printed with its resource count, and the resources and
+  seconds each further database adds — both must stay flat for the preview to grow linearly.
 
 Then one prod run under cProfile: its self time by package (where the time goes: imports of
 pulumi_aws and parliament, the program, rendering, the controls) and its top functions.
@@ -40,6 +45,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_KEY = "biometrics-backup:runtime"
+ECS_DATABASES = (1, 10, 50)
 
 FLOOR_PROGRAM = """
 import pulumi_aws as aws
@@ -62,6 +68,47 @@ def run_floor(program_dir: Path) -> None:
     report = build_report("prod", from_recorded(run.resources))
     to_markdown(report)
     to_json(report)
+
+
+def scale_stack(databases: int) -> dict:
+    """Pulumi.scale.yaml with its first `databases` databases (its file set, drill and exporter
+    unchanged)."""
+    stack = yaml.safe_load((ROOT / "Pulumi.scale.yaml").read_text())
+    runtime = stack["config"][RUNTIME_KEY]
+    runtime["databases"] = runtime["databases"][:databases]
+    return stack
+
+
+def resource_count(command: Sequence[str]) -> int:
+    """The preview's own count: its last line is `<n> resources, <m> documents written to ...`."""
+    output = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    return int(output.stdout.splitlines()[-1].split()[0])
+
+
+def ecs_cases(repeat: int, scratch: Path) -> None:
+    """Wall time and resources of the scale stack as its databases grow, and per database."""
+    commands = {}
+    for databases in ECS_DATABASES:
+        project = project_with(scratch / f"ecs-{databases}", "scaled", scale_stack(databases))
+        commands[databases] = [sys.executable, "-m", "review.preview", "--stack", "scaled",
+                               "--project-dir", str(project), "--out", str(project / "out")]
+    counts = {databases: resource_count(command) for databases, command in commands.items()}
+    runs: dict[int, list[float]] = {databases: [] for databases in ECS_DATABASES}
+    for _ in range(repeat):
+        for databases, command in commands.items():
+            runs[databases].append(timed(command)[0])
+    wall = {databases: statistics.median(seconds) for databases, seconds in runs.items()}
+    print(f"ECS placement (Pulumi.scale.yaml's first N databases), median of {repeat} "
+          "interleaved runs (fresh interpreter each):")
+    print(f"{'databases on ECS':<18} {'resources':>9} {'wall (s)':>9} "
+          f"{'+resources/db':>14} {'+s/db':>7}")
+    first = ECS_DATABASES[0]
+    for databases in ECS_DATABASES:
+        extra = databases - first
+        per_resources = f"{(counts[databases] - counts[first]) / extra:.1f}" if extra else "-"
+        per_second = f"{(wall[databases] - wall[first]) / extra:.3f}" if extra else "-"
+        print(f"{databases:<18} {counts[databases]:>9} {wall[databases]:>9.2f} "
+              f"{per_resources:>14} {per_second:>7}")
 
 
 def scaled_stack(databases: int) -> dict:
@@ -164,6 +211,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--ecs-only", action="store_true",
+                        help="only the ECS cases (resources and time per database)")
     parser.add_argument("--floor-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_child:
@@ -172,6 +221,9 @@ def main() -> int:
     preview = [sys.executable, "-m", "review.preview"]
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
+        if args.ecs_only:
+            ecs_cases(args.repeat, scratch)
+            return 0
         floor_dir = scratch / "floor"
         floor_dir.mkdir()
         (floor_dir / "__main__.py").write_text(textwrap.dedent(FLOOR_PROGRAM))
@@ -198,6 +250,8 @@ def main() -> int:
         print()
         print(f"prod / floor                 {wall['prod'] / wall['floor (one bucket)']:6.2f}")
         print(f"50 databases / 1 database    {wall['50 database(s)'] / wall['1 database(s)']:6.2f}")
+        print()
+        ecs_cases(args.repeat, scratch)
         profile(cases["prod"], args.top)
     return 0
 

@@ -9,6 +9,12 @@ that is the lock window's churn. Leaving a class before its minimum duration bil
 remaining days (early deletion). Prices come from `prices.json` (source and date per number);
 a price that could not be found is reported as a quantity without an amount.
 
+Jobs placed on ECS add Fargate's dimensions per task kind (`fargate_use`): vCPU-hours and
+memory GB-hours of each run (its task size, `expectedMinutes` long, times the runs its
+schedules make in a month), ephemeral storage above the 20 GB Fargate includes, and the
+exporter's service all month; priced where `prices.json` has a Fargate price for the stack's
+region, quantities otherwise.
+
     python -m review.costs --stack prod --postgres-gb-per-day 50 --files-gb-per-day 5
 """
 
@@ -20,10 +26,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from compliance.inventory import LIFECYCLE, OBJECT_LOCK, BucketView, Inventory
+from components.ecs_settings import TaskSize
+from components.runtime_settings import RuntimeSettings
+from contract import schedule
 from contract.layout import COLD_STORAGE_CLASSES, POSTGRES_PREFIX, RESTIC_PREFIX
 
 PRICES_PATH: Final = Path(__file__).with_name("prices.json")
 DAYS_PER_MONTH: Final = 365 / 12
+HOURS_PER_MONTH: Final = DAYS_PER_MONTH * 24
 
 
 @dataclass(frozen=True)
@@ -50,19 +60,46 @@ class Line:
 
 
 @dataclass(frozen=True)
+class FargateUse:
+    """A month of one task kind on Fargate: how many jobs, runs and hours."""
+
+    kind: str  # a task kind (components.ecs_settings.TASK_KINDS)
+    jobs: int
+    runs_per_month: float
+    hours_per_run: float
+    size: TaskSize
+
+    @property
+    def task_hours(self) -> float:
+        return self.runs_per_month * self.hours_per_run
+
+    @property
+    def label(self) -> str:
+        if self.kind == "exporter":
+            return "exporter (one task, all month)"
+        return (f"{self.kind} ({self.jobs} job(s), {self.runs_per_month:,.1f} runs/month x "
+                f"{self.size.expected_minutes} min)")
+
+
+@dataclass(frozen=True)
 class CostModel:
     volumes: Volumes
     lines: tuple[Line, ...]
     price_region: str
     price_date: str
     caveats: tuple[str, ...]
+    fargate: tuple[Line, ...] = ()  # by task kind (Line.bucket); none without ECS
+    fargate_region: str = ""
 
     def total(self, bucket: str | None = None) -> float:
-        return sum(line.monthly or 0.0 for line in self.lines
+        return sum(line.monthly or 0.0 for line in (*self.lines, *self.fargate)
                    if bucket is None or line.bucket == bucket)
 
+    def fargate_total(self) -> float:
+        return sum(line.monthly or 0.0 for line in self.fargate)
+
     def unpriced(self) -> list[Line]:
-        return [line for line in self.lines if line.unit_price is None]
+        return [line for line in (*self.lines, *self.fargate) if line.unit_price is None]
 
 
 def load_prices(path: Path = PRICES_PATH) -> dict[str, Any]:
@@ -152,8 +189,63 @@ def _stream_lines(bucket: BucketView, stream: str, rate: float, tier: _Tier, lif
     return lines
 
 
+def fargate_use(runtime: RuntimeSettings | None) -> list[FargateUse]:
+    """Each task kind with work on ECS: its jobs' runs in a month (their schedules) of
+    `expectedMinutes` each; the exporter's service runs one task all month."""
+    if runtime is None or runtime.ecs is None:
+        return []
+    schedules = {
+        "postgres": [db.schedule for db in runtime.databases if db.host is None],
+        "files": [file_set.schedule for file_set in runtime.file_sets if file_set.host is None],
+        "drill": [runtime.drill_schedule] if runtime.drill_host is None else [],
+    }
+    sizes = runtime.ecs.task_sizes
+    uses = [FargateUse(kind, len(crons), sum(schedule.yearly_runs(c) for c in crons) / 12,
+                       sizes[kind].expected_minutes / 60, sizes[kind])
+            for kind, crons in schedules.items() if crons]
+    if runtime.exporter_host is None:
+        uses.append(FargateUse("exporter", 1, 1, HOURS_PER_MONTH, sizes["exporter"]))
+    return uses
+
+
+def fargate_lines(uses: list[FargateUse], region: str, prices: dict[str, Any]) -> list[Line]:
+    """vCPU-hours, memory GB-hours and ephemeral storage above the included amount, per task
+    kind; unpriced (a quantity) where prices.json has no Fargate price for `region`."""
+    table = prices["fargate_linux_x86"]
+    regional = table["regions"].get(region, {})
+    included = table["included_ephemeral_storage_gb"]["value"]
+    missing = {"price": None, "source": f"not found: no Fargate price for {region} in "
+                                        "compliance/prices.json"}
+
+    def line(use: FargateUse, item: str, quantity: float, unit: str, price: str) -> Line:
+        entry = regional.get(price, missing)
+        return Line(use.label, item, quantity, unit, entry["price"], entry["source"])
+
+    lines: list[Line] = []
+    for use in uses:
+        lines.append(line(use, f"vCPU ({use.size.cpu / 1024:g} vCPU per task)",
+                          use.task_hours * use.size.cpu / 1024, "vCPU-hour", "vcpu_hour"))
+        lines.append(line(use, f"memory ({use.size.memory_mib / 1024:g} GB per task)",
+                          use.task_hours * use.size.memory_mib / 1024, "GB-hour", "gb_hour"))
+        extra = use.size.ephemeral_storage_gib - included
+        if extra > 0:
+            lines.append(line(use, f"ephemeral storage ({use.size.ephemeral_storage_gib} GiB "
+                                   f"per task, {included} GB included)",
+                              use.task_hours * extra, "GB-hour", "ephemeral_storage_gb_hour"))
+    return lines
+
+
+def _price_region(inventory: Inventory) -> str:
+    """Where the ECS tasks run: the region of the backup bucket written directly (the
+    provider's region)."""
+    destinations = inventory.replication_destinations()
+    return next((b.region for b in inventory.buckets_of("backup")
+                 if b.label not in destinations and b.region), "")
+
+
 def cost_model(inventory: Inventory, volumes: Volumes = Volumes(),
-               prices: dict[str, Any] | None = None) -> CostModel:
+               prices: dict[str, Any] | None = None,
+               runtime: RuntimeSettings | None = None) -> CostModel:
     prices = prices or load_prices()
     destinations = inventory.replication_destinations()
     lines: list[Line] = []
@@ -197,8 +289,27 @@ def cost_model(inventory: Inventory, volumes: Volumes = Volumes(),
         "bound. With daily full backups and retainFull 7, wal-g deletes them after about a week "
         "and the lifecycle transitions never apply to them.",
     ]
+    uses = fargate_use(runtime)
+    region = _price_region(inventory)
+    if uses:
+        priced = (f"Fargate is priced with {region} Linux/x86 on-demand prices where "
+                  "prices.json has one (the other lines are quantities)"
+                  if region in prices["fargate_linux_x86"]["regions"] else
+                  f"No Fargate price for {region} was found: Fargate is shown as quantities")
+        caveats.append(
+            f"{priced}; each run is assumed to take its task kind's expectedMinutes (Fargate "
+            "bills per second, at least one minute); retries and runs started by hand are not "
+            "counted, nor CloudWatch Logs ingestion, Container Insights metrics, ECR storage, "
+            "Secrets Manager, KMS requests or network traffic (NAT, endpoints).")
     return CostModel(volumes, tuple(lines), prices["region_priced"], prices["compiled"],
-                     tuple(caveats))
+                     tuple(caveats), tuple(fargate_lines(uses, region, prices)), region)
+
+
+def _row(line: Line) -> str:
+    price = "not found" if line.unit_price is None else f"{line.unit_price:g}"
+    monthly = "—" if line.monthly is None else f"{line.monthly:,.2f}"
+    return (f"| {line.bucket} | {line.item} | {line.quantity:,.1f} {line.unit} | {price} | "
+            f"{monthly} |")
 
 
 def as_markdown(model: CostModel) -> list[str]:
@@ -210,14 +321,16 @@ def as_markdown(model: CostModel) -> list[str]:
              f"= {DAYS_PER_MONTH:.2f} days.", "",
              "| Bucket | Item | Quantity | Unit price (USD) | USD/month |",
              "|---|---|---:|---:|---:|"]
-    for line in model.lines:
-        price = "not found" if line.unit_price is None else f"{line.unit_price:g}"
-        monthly = "—" if line.monthly is None else f"{line.monthly:,.2f}"
-        lines.append(f"| {line.bucket} | {line.item} | {line.quantity:,.1f} {line.unit} | "
-                     f"{price} | {monthly} |")
+    lines += [_row(line) for line in model.lines]
+    if model.fargate:
+        lines += ["", f"Fargate ({model.fargate_region}, Linux/x86 on-demand), per task kind:",
+                  "", "| Task kind | Item | Quantity | Unit price (USD) | USD/month |",
+                  "|---|---|---:|---:|---:|", *(_row(line) for line in model.fargate)]
     buckets = dict.fromkeys(line.bucket for line in model.lines)
     lines += ["", *(f"- **{bucket}**: {model.total(bucket):,.2f} USD/month priced"
                     for bucket in buckets),
+              *([f"- **Fargate**: {model.fargate_total():,.2f} USD/month priced"]
+                if model.fargate else []),
               f"- **Total priced**: {model.total():,.2f} USD/month"
               + (f", plus {len(model.unpriced())} line(s) without a price (quantities above)"
                  if model.unpriced() else ""), "", "Caveats:", "",
@@ -225,16 +338,23 @@ def as_markdown(model: CostModel) -> list[str]:
     return lines
 
 
+def _line_json(line: Line, group: str) -> dict[str, Any]:
+    return {group: line.bucket, "item": line.item, "quantity": round(line.quantity, 3),
+            "unit": line.unit, "unitPrice": line.unit_price,
+            "monthly": None if line.monthly is None else round(line.monthly, 2),
+            "source": line.source}
+
+
 def as_json(model: CostModel) -> dict[str, Any]:
+    """The Fargate keys are there only when the stack places work on ECS."""
+    fargate = {"fargateRegion": model.fargate_region,
+               "fargate": [_line_json(line, "taskKind") for line in model.fargate]}
     return {
         "volumes": model.volumes.__dict__,
         "priceRegion": model.price_region,
         "priceDate": model.price_date,
-        "lines": [{"bucket": line.bucket, "item": line.item,
-                   "quantity": round(line.quantity, 3), "unit": line.unit,
-                   "unitPrice": line.unit_price,
-                   "monthly": None if line.monthly is None else round(line.monthly, 2),
-                   "source": line.source} for line in model.lines],
+        "lines": [_line_json(line, "bucket") for line in model.lines],
+        **(fargate if model.fargate else {}),
         "totalPriced": round(model.total(), 2),
         "caveats": list(model.caveats),
     }

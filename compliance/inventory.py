@@ -15,8 +15,12 @@ How a resource's role is recognised: by what the components declare and CrossGua
   input depends on (the engine's property dependencies). Otherwise an unknown `bucket` stays
   unresolved, and the controls that need it report "unknown" instead of guessing;
 * a role's **purpose** is its tag `biometrics-backup:purpose` (contract.layout.ROLE_PURPOSE_TAG:
-  backup, wal-archiver, restore, replication);
-* **containers** are `docker:index/container:Container` resources;
+  backup, wal-archiver, restore, replication, and the ECS placement's ECS_ROLE_PURPOSES); an ECS
+  task role is granted the access of a host role (ACCESS_OF_TASK_ROLE: the backup jobs' task
+  roles backup, the drill's and the exporter's restore), so the controls of that access judge it;
+* **containers** are `docker:index/container:Container` resources; **task definitions** are
+  `aws:ecs/taskDefinition:TaskDefinition` resources, their containers the JSON of their
+  `containerDefinitions` input;
 * the **organization guard**'s documents are the components of type
   `biometrics:backup:ResourceControlPolicy` and `...:ServiceControlPolicy` (rendered for the
   management account, not deployed), their policy in the `content` input.
@@ -35,7 +39,13 @@ from functools import cached_property
 from typing import Any, Final, Literal
 
 from components.layout import TYPE_PREFIX
-from contract.layout import BUCKET_ROLE_TAG, BUCKET_ROLES, ROLE_PURPOSE_TAG, ROLE_PURPOSES
+from contract.layout import (
+    BUCKET_ROLE_TAG,
+    BUCKET_ROLES,
+    ECS_ROLE_PURPOSES,
+    ROLE_PURPOSE_TAG,
+    ROLE_PURPOSES,
+)
 
 BACKUP_BUCKET_COMPONENT: Final = f"{TYPE_PREFIX}:BackupBucket"
 RESOURCE_CONTROL_POLICY: Final = f"{TYPE_PREFIX}:ResourceControlPolicy"
@@ -60,6 +70,18 @@ TOPIC: Final = "aws:sns/topic:Topic"
 TOPIC_POLICY: Final = "aws:sns/topicPolicy:TopicPolicy"
 EVENT_TARGET: Final = "aws:cloudwatch/eventTarget:EventTarget"
 CONTAINER: Final = "docker:index/container:Container"
+ECS_CLUSTER: Final = "aws:ecs/cluster:Cluster"
+TASK_DEFINITION: Final = "aws:ecs/taskDefinition:TaskDefinition"
+LOG_GROUP: Final = "aws:cloudwatch/logGroup:LogGroup"
+QUEUE: Final = "aws:sqs/queue:Queue"
+ECR_REPOSITORY: Final = "aws:ecr/repository:Repository"
+SCHEDULE: Final = "aws:scheduler/schedule:Schedule"
+SECRET: Final = "aws:secretsmanager/secret:Secret"
+
+# The host role whose access each ECS task role is granted (the same statements, by the same
+# builders): the controls of that access judge the task role too.
+ACCESS_OF_TASK_ROLE: Final = {"task-postgres": "backup", "task-files": "backup",
+                              "task-drill": "restore", "task-exporter": "restore"}
 
 # Where each kind of resource keeps its policy document, and how IAM reads it (an RCP is
 # written like a resource policy, an SCP like an identity policy).
@@ -100,6 +122,9 @@ class Declared:
     parent: str = ""  # URN of the parent resource, "" for none
     # The URNs each input depends on (the engine's property dependencies; offline, none).
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Paths (`containerDefinitions`, `target.input`) of the inputs Pulumi marks secret: a value
+    # built from a secret (a `pulumi config set --secret` key) is secret as a whole.
+    secret_inputs: frozenset[str] = frozenset()
 
     @property
     def parent_type(self) -> str:
@@ -185,12 +210,20 @@ class BucketView:
 class RoleView:
     resource: Declared
     role_name: str
-    purposes: tuple[str, ...]
+    purposes: tuple[str, ...]  # its purpose tag
     policies: tuple[Declared, ...]  # RolePolicy resources attached to it
 
     @property
     def arn_suffix(self) -> str:
         return f":role/{self.role_name}"
+
+    def has_access(self, purpose: str) -> bool:
+        """Tagged `purpose`, or an ECS task role granted that host role's access."""
+        return any(p == purpose or ACCESS_OF_TASK_ROLE.get(p) == purpose for p in self.purposes)
+
+    def named_by(self, arn: object) -> bool:
+        """Is `arn` this role's ARN (any account: the stack's is the one its ARNs name)?"""
+        return isinstance(arn, str) and arn.startswith("arn:aws") and arn.endswith(self.arn_suffix)
 
 
 @dataclass(frozen=True)
@@ -215,6 +248,51 @@ class ContainerView:
 
 
 @dataclass(frozen=True)
+class ContainerDefinition:
+    """One container of an ECS task definition, as its `containerDefinitions` JSON holds it
+    (the ECS API's camelCase names)."""
+
+    task: Declared
+    definition: Mapping[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.task.name}/{self.definition.get('name', '?')}"
+
+    def items(self, name: str) -> list[Mapping[str, Any]]:
+        """A list field (`environment`, `secrets`, `mountPoints`), its non-mapping entries
+        dropped."""
+        value = self.definition.get(name)
+        return [item for item in value if isinstance(item, Mapping)] \
+            if isinstance(value, list) else []
+
+
+@dataclass(frozen=True)
+class TaskDefinitionView:
+    resource: Declared
+
+    def containers(self) -> list[ContainerDefinition]:
+        """The parsed `containerDefinitions` (UnknownValue while unknown); text that is not a
+        JSON list of objects is no container ECS would run, and counts as none."""
+        text = self.resource.get("containerDefinitions")
+        try:
+            parsed = json.loads(text) if isinstance(text, str) else text
+        except ValueError:
+            return []
+        if not isinstance(parsed, list):
+            return []
+        return [ContainerDefinition(self.resource, item) for item in parsed
+                if isinstance(item, Mapping)]
+
+    def efs_volumes(self) -> list[Mapping[str, Any]]:
+        """The task's `volumes` with an `efsVolumeConfiguration`."""
+        volumes = self.resource.get("volumes", default=[]) or []
+        return [volume for index, volume in enumerate(volumes)
+                if isinstance(volume, Mapping)
+                and self.resource.get("volumes", index, "efsVolumeConfiguration") is not None]
+
+
+@dataclass(frozen=True)
 class Inventory:
     resources: tuple[Declared, ...]
     buckets: tuple[BucketView, ...]
@@ -222,6 +300,7 @@ class Inventory:
     containers: tuple[ContainerView, ...]
     policies: tuple[PolicyDocument, ...]
     unclassified_buckets: tuple[Declared, ...] = field(default=())
+    task_definitions: tuple[TaskDefinitionView, ...] = field(default=())
 
     def buckets_of(self, role: str) -> list[BucketView]:
         return [b for b in self.buckets if b.role == role]
@@ -269,10 +348,26 @@ class Inventory:
         return names
 
     def roles_with(self, purpose: str) -> list[RoleView]:
-        """Roles granted `purpose`; UnknownValue while a role policy's role is unknown."""
+        """Roles granted `purpose` (the host role and the ECS task roles granted its access);
+        UnknownValue while a role policy's role is unknown."""
+        self.role_policies_known()
+        return [r for r in self.roles if r.has_access(purpose)]
+
+    def role_policies_known(self) -> None:
+        """Raises UnknownValue while a role policy's role is unknown: which role it belongs to,
+        and so every role's policies, are not known yet."""
         for policy in self.of_type(ROLE_POLICY):
             policy.get("role")
-        return [r for r in self.roles if purpose in r.purposes]
+
+    def roles_tagged(self, purposes: Iterable[str]) -> list[RoleView]:
+        """Roles whose purpose tag is one of `purposes` (their policies may be incomplete
+        while a role policy's role is unknown: `role_policies_known`)."""
+        wanted = set(purposes)
+        return [r for r in self.roles if wanted & set(r.purposes)]
+
+    def role_of_arn(self, arn: object) -> RoleView | None:
+        """The stack's role `arn` names; UnknownValue while a role name is unknown."""
+        return next((r for r in self.roles if r.named_by(arn)), None)
 
 
 def build_inventory(resources: Iterable[Declared]) -> Inventory:
@@ -291,6 +386,9 @@ def build_inventory(resources: Iterable[Declared]) -> Inventory:
                               key=lambda p: p.resource.name)),
         unclassified_buckets=tuple(r for r in resources
                                    if r.type == BUCKET and r.urn not in classified),
+        task_definitions=tuple(sorted((TaskDefinitionView(r) for r in resources
+                                       if r.type == TASK_DEFINITION),
+                                      key=lambda t: t.resource.name)),
     )
 
 
@@ -342,7 +440,9 @@ def _roles(resources: tuple[Declared, ...]) -> tuple[RoleView, ...]:
             continue
         name = role.inputs.get("name")
         role_name = name if isinstance(name, str) else role.name
-        purpose = _tag(role, ROLE_PURPOSE_TAG, ROLE_PURPOSES)
+        purpose = _tag(role, ROLE_PURPOSE_TAG, (*ROLE_PURPOSES, *ECS_ROLE_PURPOSES))
+        # By content: registration order varies from run to run, names may change.
         views.append(RoleView(role, role_name, (purpose,) if purpose else (),
-                              tuple(policies.get(role_name, ()))))
+                              tuple(sorted(policies.get(role_name, ()),
+                                           key=lambda p: str(p.inputs.get("policy"))))))
     return tuple(views)

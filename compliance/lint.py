@@ -124,6 +124,7 @@ __all__ = [
     "LintFinding",
     "LintResult",
     "PolicyKind",
+    "condition_scoped",
     "lint_policy",
 ]
 
@@ -335,6 +336,53 @@ def _kms_key_policy_resource_star(c: _Candidate) -> bool:
     )
 
 
+# --------------------------------------------------------------------------
+# Rule 5: condition-scoped-resource-star
+# --------------------------------------------------------------------------
+
+# Actions whose resource type a call cannot name, granted on "*" and scoped by a condition key,
+# as AWS itself grants them: ecs:ListTasks is authorised on container instances, which Fargate
+# tasks have none of, so AWS CDK grants it on "*" with ecs:cluster (aws-cdk pull request 3199;
+# awsdocs/amazon-ecs-developer-guide issue 211). Accepted only when the key names the resource:
+# an ArnEquals on an ARN-typed key of the action's service, without a wildcard (`condition_scope`).
+
+
+def condition_scope(statement: Mapping[str, Any], action: str) -> str | None:
+    """The condition key that names the resources of `action` instead of its Resource: an
+    ArnEquals on an ARN-typed condition key of the action's own service that the action
+    supports (the Service Authorization Reference, parliament's copy), every value without a
+    wildcard or a policy variable; else None."""
+    service, _, name = action.partition(":")
+    try:
+        info = parliament.statement.get_privilege_info(service, name)
+    except parliament.UnknownActionException:
+        return None
+    definition = next((d for d in parliament.iam_definition if d["prefix"] == service), {})
+    arn_keys = {c["condition"] for c in definition.get("conditions", []) if c["type"] == "ARN"}
+    supported = {key for item in info.get("resource_types", [])
+                 for key in item.get("condition_keys", []) if key in arn_keys}
+    condition = statement.get("Condition") or {}
+    block = condition.get("ArnEquals") if isinstance(condition, Mapping) else None
+    for key, values in (block or {}).items():
+        concrete = [str(v) for v in _as_list(values)]
+        if key in supported and concrete and not any(c in v for v in concrete for c in "*?$"):
+            return str(key)
+    return None
+
+
+def condition_scoped(statement: Mapping[str, Any]) -> bool:
+    """Every action of the statement has its resource named by a condition key."""
+    actions = _as_list(statement.get("Action"))
+    return bool(actions) and "NotAction" not in statement and all(
+        isinstance(a, str) and condition_scope(statement, a) for a in actions)
+
+
+def _condition_scoped_resource_star(c: _Candidate) -> bool:
+    if c.kind != "identity" or c.code != "RESOURCE_STAR" or c.statement is None:
+        return False
+    return _as_list(c.statement.get("Resource")) == ["*"] and condition_scoped(c.statement)
+
+
 RULES: tuple[FalsePositiveRule, ...] = (
     FalsePositiveRule(
         id="canonical-transport-deny",
@@ -369,6 +417,15 @@ RULES: tuple[FalsePositiveRule, ...] = (
             "allowed value, so RESOURCE_STAR cannot be fixed there"
         ),
         matches=_kms_key_policy_resource_star,
+    ),
+    FalsePositiveRule(
+        id="condition-scoped-resource-star",
+        reason=(
+            'an action on "*" whose resource an ArnEquals condition names (ecs:ListTasks with '
+            "ecs:cluster: a Fargate task has no container instance, the resource type "
+            "parliament expects)"
+        ),
+        matches=_condition_scoped_resource_star,
     ),
 )
 

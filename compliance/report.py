@@ -23,6 +23,7 @@ from compliance import costs, scenarios
 from compliance.controls import ControlResult, controls_by_id, run_controls
 from compliance.inventory import Inventory
 from components.config_reader import ConfigError
+from components.runtime_settings import RuntimeSettings
 
 FAILING: Final = ("fail", "unknown")
 
@@ -87,7 +88,9 @@ def lint_documents(inventory: Inventory) -> list[dict[str, Any]]:
 
 
 def build_report(stack: str, inventory: Inventory, waivers: Sequence[WaiverLike] = (),
-                 volumes: costs.Volumes | None = None) -> Report:
+                 volumes: costs.Volumes | None = None,
+                 runtime: RuntimeSettings | None = None) -> Report:
+    """`runtime` (the stack's runtime settings) gives the cost model its ECS jobs."""
     waived = validate_waivers(waivers)
     has_source = any(b.label not in inventory.replication_destinations()
                      for b in inventory.buckets_of("backup"))
@@ -99,7 +102,7 @@ def build_report(stack: str, inventory: Inventory, waivers: Sequence[WaiverLike]
         lint=tuple(lint_documents(inventory)),
         scenario_rows=tuple(scenarios.as_rows(scenarios.evaluate_scenarios(inventory)))
         if has_source else (),
-        cost=costs.cost_model(inventory, volumes or costs.Volumes()),
+        cost=costs.cost_model(inventory, volumes or costs.Volumes(), runtime=runtime),
     )
 
 

@@ -28,7 +28,12 @@ from compliance.inventory import (
     Inventory,
     PolicyDocument,
 )
-from contract.layout import POSTGRES_PREFIX, RETENTION_TAG_ACTIVE, RETENTION_TAG_KEY
+from contract.layout import (
+    EVIDENCE_PREFIX,
+    POSTGRES_PREFIX,
+    RETENTION_TAG_ACTIVE,
+    RETENTION_TAG_KEY,
+)
 
 NOT_MODELLED: Final = (
     "Service control policies and resource control policies (AWS Organizations) except in the "
@@ -140,6 +145,7 @@ def scenarios(inventory: Inventory) -> list[Scenario]:
     organization guard and the alert topic's key."""
     table = _Table(inventory)
     rows = table.primary_rows()
+    rows += table.task_role_rows()
     if table.replica is not None:
         rows += table.replica_rows(table.replica)
     rows += table.guard_rows()
@@ -298,6 +304,23 @@ class _Table:
                                "It could then drop every Deny but Object Lock; the organization "
                                "guard's rows below show what an organization adds."),
         ]
+        return rows
+
+    def task_role_rows(self) -> list[Scenario]:
+        """The ECS task roles, granted beside the host roles: a job's writes as the backup
+        role's, the drill's as the restore role's, the exporter's none (only when placed on
+        ECS)."""
+        outcome = f"{self.primary.arn}/{EVIDENCE_PREFIX}2026/01/outcome.json"
+        rows = []
+        for purpose, question, action, resource in (
+                ("task-postgres", "writes a backup", "s3:PutObject", None),
+                ("task-drill", "writes a backup", "s3:PutObject", None),
+                ("task-drill", "records its outcome", "s3:PutObject", outcome),
+                ("task-exporter", "records an outcome", "s3:PutObject", outcome)):
+            arn = _role_arn(self.inventory, self.account, purpose)
+            if arn is not None:
+                rows.append(self.s3(f"ECS task role ({purpose}) {question}", f"{purpose} role",
+                                    arn, action, resource=resource))
         return rows
 
     def replica_rows(self, replica: BucketView) -> list[Scenario]:

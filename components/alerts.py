@@ -44,7 +44,10 @@ class BackupAlerts(pulumi.ComponentResource):
     def __init__(self, name: str, settings: AlertSettings, *, account_id: pulumi.Input[str],
                  region: str, bucket_name: pulumi.Input[str], bucket_arn: pulumi.Input[str],
                  replication: ReplicationWatch | None, key_tags: Mapping[str, str],
+                 events_rule_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        """`events_rule_arn`: the ECS placement's rule on task state changes, which may
+        publish here (None: no EventBridge rule does)."""
         super().__init__(f"{TYPE_PREFIX}:BackupAlerts", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # The topic's ARN is known before it exists, so its key policy can name it.
@@ -55,8 +58,9 @@ class BackupAlerts(pulumi.ComponentResource):
             description=f"Encrypts the messages of the SNS topic {name}",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.all(topic_arn, bucket_arn, account_id).apply(
-                lambda values: to_json(policies.alert_topic_key_policy(*values, region))),
+            policy=pulumi.Output.all(topic_arn, bucket_arn, account_id, events_rule_arn).apply(
+                lambda values: to_json(policies.alert_topic_key_policy(
+                    *values[:3], region, values[3]))),
             tags=dict(key_tags),
             region=region,
             opts=child,
@@ -68,8 +72,10 @@ class BackupAlerts(pulumi.ComponentResource):
         topic_policy = aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=self.topic.arn,
-            policy=pulumi.Output.all(self.topic.arn, bucket_arn, account_id).apply(
-                lambda values: to_json(policies.alert_topic_policy(*values, region))
+            policy=pulumi.Output.all(self.topic.arn, bucket_arn, account_id,
+                                     events_rule_arn).apply(
+                lambda values: to_json(policies.alert_topic_policy(*values[:3], region,
+                                                                   values[3]))
             ),
             region=region,
             opts=child,
@@ -92,9 +98,10 @@ class BackupAlerts(pulumi.ComponentResource):
             # S3 checks it may publish when the notification is created.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[topic_policy]),
         )
+        self.alarms: list[aws.cloudwatch.MetricAlarm] = []
         if replication is not None:
             for alarm in REPLICATION_ALARMS:
-                aws.cloudwatch.MetricAlarm(
+                self.alarms.append(aws.cloudwatch.MetricAlarm(
                     f"{name}-{alarm.metric}",
                     name=f"{replication.source_bucket}-{alarm.metric}",
                     alarm_description=alarm.description,
@@ -116,5 +123,6 @@ class BackupAlerts(pulumi.ComponentResource):
                     ok_actions=[self.topic.arn],
                     region=region,
                     opts=child,
-                )
-        self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn})
+                ))
+        self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn,
+                               "alarmNames": [alarm.name for alarm in self.alarms]})

@@ -37,6 +37,13 @@ class RuntimeSecrets:
     values: Mapping[str, pulumi.Output[str]]
 
 
+def missing_secrets_warning(keys: Sequence[str]) -> str:
+    """One line for every runtime secret a preview has no value for (a stack with 50
+    databases would otherwise print 50 lines)."""
+    return (f"{PROJECT}: {len(keys)} runtime secret(s) not set, the preview uses a placeholder "
+            f"for each: {', '.join(sorted(keys))} (pulumi config set --secret before pulumi up)")
+
+
 def read_runtime_secrets(config: pulumi.Config, stack: StackConfig) -> RuntimeSecrets:
     """Called from the stack program before any resource is declared (components never read
     config). `read_config` has already refused a missing secret for `pulumi up`; a preview gets
@@ -50,9 +57,9 @@ def read_runtime_secrets(config: pulumi.Config, stack: StackConfig) -> RuntimeSe
             values[key] = passwords.apply(lambda p, database=database: p[database])
         else:
             values[key] = config.require_secret(key)
+    if stack.secrets_missing:
+        pulumi.log.warn(missing_secrets_warning(stack.secrets_missing))
     for key in stack.secrets_missing:
-        pulumi.log.warn(f"{PROJECT}:{key} is not set; the preview uses a placeholder "
-                        "(pulumi config set --secret before pulumi up)")
         values[key] = pulumi.Output.secret(PLACEHOLDER.format(key=key))
     return RuntimeSecrets({key: pulumi.Output.secret(value) for key, value in values.items()})
 
@@ -106,7 +113,6 @@ class BackupContainers(pulumi.ComponentResource):
             name=spec.name,
             image=image.image_name,
             command=list(spec.command),
-            envs=list(spec.envs),
             labels=[docker.ContainerLabelArgs(label=key, value=value)
                     for key, value in spec.labels],
             user=f"{AGENT_UID}:{AGENT_UID}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
 import pulumi
@@ -20,9 +20,15 @@ from components.settings import BucketSettings, StackSettings
 
 class BackupStore(pulumi.ComponentResource):
     """Roles first (bucket and key policies name them), then the primary and replica buckets
-    with each role's access, then replication and the alerts that watch it."""
+    with each role's access, then replication and the alerts that watch it.
+
+    With the ECS placement (`EcsCluster`, declared before), `task_roles` by purpose
+    (task-postgres, ...) get the statements of the host role doing the same work, as
+    Principals beside it, and `task_events_rule_arn` may publish to the alert topic."""
 
     def __init__(self, name: str, settings: StackSettings, *, account_id: pulumi.Input[str],
+                 task_roles: Mapping[str, aws.iam.Role] | None = None,
+                 task_events_rule_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:BackupStore", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -39,12 +45,12 @@ class BackupStore(pulumi.ComponentResource):
                   access: Callable[[BucketRef], Access]) -> RoleGrant:
             return RoleGrant(purpose, role.name, role.arn, access)
 
+        backup_access = partial(policies.backup_server_access, keep=settings.keep)
+        drill_access = partial(policies.restore_server_access, records_outcomes=True)
         primary_grants = [
-            grant("backup", host["backup"],
-                  partial(policies.backup_server_access, keep=settings.keep)),
+            grant("backup", host["backup"], backup_access),
             grant("wal-archiver", host["wal_archiver"], policies.wal_archiver_access),
-            grant("restore", host["restore"],
-                  partial(policies.restore_server_access, records_outcomes=True)),
+            grant("restore", host["restore"], drill_access),
         ]
         replica_grants = [grant("restore", host["restore"], policies.restore_server_access)]
         if self.roles.replication_role is not None:
@@ -53,6 +59,15 @@ class BackupStore(pulumi.ComponentResource):
                 grant("replication", replication, policies.replication_source_access))
             replica_grants.append(
                 grant("replication", replication, policies.replication_destination_access))
+        # The backup jobs write as the backup host does, the drill records its outcome as the
+        # restore host does; the exporter only reads (both buckets, like the restore host).
+        tasks = task_roles or {}
+        primary_grants += [grant(purpose, tasks[purpose], access) for purpose, access in (
+            ("task-postgres", backup_access), ("task-files", backup_access),
+            ("task-drill", drill_access), ("task-exporter", policies.restore_server_access),
+        ) if purpose in tasks]
+        replica_grants += [grant(purpose, tasks[purpose], policies.restore_server_access)
+                           for purpose in ("task-drill", "task-exporter") if purpose in tasks]
 
         def bucket(component: str, bucket_settings: BucketSettings, grants: list[RoleGrant],
                    replicated_by: pulumi.Input[str] | None = None) -> BackupBucket:
@@ -90,7 +105,7 @@ class BackupStore(pulumi.ComponentResource):
             f"{name}-alerts", settings.alerts, account_id=account_id,
             region=settings.primary.region, bucket_name=self.primary.bucket_name,
             bucket_arn=self.primary.bucket_arn, replication=watch, key_tags=settings.key_tags,
-            opts=child,
+            events_rule_arn=task_events_rule_arn, opts=child,
         )
         self.register_outputs({
             "primaryBucket": self.primary.bucket_name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from components.runtime_settings import DockerHost
+from components.runtime_settings import DockerHost, RuntimeDatabase, RuntimeFileSet
 from components.settings import BucketSettings, StackSettings
 from contract import agent_settings, schedule
 from contract.agent_settings import AgentSettings
@@ -45,7 +45,6 @@ class ContainerSpec:
     memory_mb: int
     host_address: str = "0.0.0.0"  # the host interface the published port listens on
     labels: tuple[tuple[str, str], ...] = ()
-    envs: tuple[str, ...] = ()
 
     @property
     def healthcheck(self) -> list[str]:
@@ -53,20 +52,41 @@ class ContainerSpec:
                 f"'http://127.0.0.1:{CONTAINER_METRICS_PORT}/metrics', timeout=5)"]
 
 
-def restic_secret() -> SecretFile:
-    return SecretFile(f"{SECRETS_DIR}/restic-password", "resticPassword")
+def restic_secret(directory: str = SECRETS_DIR) -> SecretFile:
+    """`directory`: where the files are (the ECS placement writes them on its scratch space)."""
+    return SecretFile(f"{directory}/restic-password", "resticPassword")
 
 
-def database_secret(database: str) -> SecretFile:
-    return SecretFile(f"{SECRETS_DIR}/db-{database}-password", f"databasePasswords.{database}")
+def database_secret(database: str, directory: str = SECRETS_DIR) -> SecretFile:
+    return SecretFile(f"{directory}/db-{database}-password", f"databasePasswords.{database}")
 
 
-def webhook_secret() -> SecretFile:
-    return SecretFile(f"{SECRETS_DIR}/webhook-url", "webhookUrl")
+def webhook_secret(directory: str = SECRETS_DIR) -> SecretFile:
+    return SecretFile(f"{directory}/webhook-url", "webhookUrl")
 
 
-def _storage(bucket: BucketSettings) -> agent_settings.Storage:
+def storage(bucket: BucketSettings) -> agent_settings.Storage:
     return agent_settings.Storage(bucket=bucket.bucket_name, region=bucket.region)
+
+
+def agent_database(database: RuntimeDatabase, password_file: str | None) -> agent_settings.Database:
+    """A database as the agent's settings name it (`password_file` None where nothing connects
+    to it: the drill and the exporter)."""
+    d = database
+    return agent_settings.Database(
+        name=d.name, host=d.address, port=d.port, user=d.user, dbname=d.dbname,
+        tables=d.tables, retain_full=d.retain_full, schedule=d.schedule,
+        rpo_seconds=d.rpo_seconds, compression=d.compression, password_file=password_file)
+
+
+def agent_file_set(file_set: RuntimeFileSet) -> agent_settings.FileSet:
+    f = file_set
+    return agent_settings.FileSet(
+        name=f.name, paths=f.paths, tags=f.tags, hostname=f.hostname,
+        keep=agent_settings.Keep(daily=f.keep.daily, weekly=f.keep.weekly,
+                                 monthly=f.keep.monthly),
+        check_subset=f.check_subset, schedule=f.schedule, rpo_seconds=f.rpo_seconds,
+        drill_pick=f.drill_pick, drill_window_days=f.drill_window_days)
 
 
 def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
@@ -82,22 +102,12 @@ def agent_settings_for(stack: StackSettings, host: DockerHost) -> AgentSettings:
         jobs = [DRILL] if host.name == runtime.drill_host else []
     return AgentSettings(
         role=host.profile,
-        primary=_storage(stack.primary),
-        replica=_storage(stack.replica) if stack.replica is not None and not backup_host
+        primary=storage(stack.primary),
+        replica=storage(stack.replica) if stack.replica is not None and not backup_host
         else None,
-        databases=tuple(agent_settings.Database(
-            name=d.name, host=d.address, port=d.port, user=d.user, dbname=d.dbname,
-            tables=d.tables, retain_full=d.retain_full, schedule=d.schedule,
-            rpo_seconds=d.rpo_seconds, compression=d.compression,
-            password_file=database_secret(d.name).path if backup_host else None,
-        ) for d in databases),
-        file_sets=tuple(agent_settings.FileSet(
-            name=f.name, paths=f.paths, tags=f.tags, hostname=f.hostname,
-            keep=agent_settings.Keep(daily=f.keep.daily, weekly=f.keep.weekly,
-                                     monthly=f.keep.monthly),
-            check_subset=f.check_subset, schedule=f.schedule, rpo_seconds=f.rpo_seconds,
-            drill_pick=f.drill_pick, drill_window_days=f.drill_window_days,
-        ) for f in file_sets),
+        databases=tuple(agent_database(d, database_secret(d.name).path if backup_host else None)
+                        for d in databases),
+        file_sets=tuple(agent_file_set(f) for f in file_sets),
         jobs=tuple(job.id for job in jobs),
         drill_schedule=runtime.drill_schedule,
         restic_password_file=restic_secret().path if file_sets else None,

@@ -2,8 +2,9 @@
 
 A database base backup, a file set, the drill and the exporter are each placed either on a
 Docker host (`host: NAME`, today's behaviour and prod's default) or on ECS (`placement: ecs`),
-both in one stack. `runtime_settings.parse_runtime` parses `runtime.ecs` into `EcsSettings`
-and refuses, by key, every combination Fargate, EventBridge Scheduler or EFS would refuse.
+both in one stack. `runtime_settings.parse_runtime` (with `components.ecs_config`) parses
+`runtime.ecs` into `EcsSettings` and refuses, by key, every combination Fargate, EventBridge
+Scheduler or EFS would refuse.
 """
 
 from __future__ import annotations
@@ -12,11 +13,26 @@ from dataclasses import dataclass
 from typing import Final
 
 from contract.jobs import KINDS as JOB_KINDS
+from contract.jobs import Job
 
 PLACEMENTS: Final = ("host", "ecs")
 # One task definition (and one task role) per kind of work: the three job kinds and the
 # exporter's service.
 TASK_KINDS: Final = (*JOB_KINDS, "exporter")
+# EventBridge Scheduler's schedule names: 1-64 of 0-9 A-Z a-z - _ . (API Reference,
+# CreateSchedule).
+SCHEDULE_NAME_MAX: Final = 64
+
+
+def job_slug(job: Job) -> str:
+    """A job id where AWS names allow no colon: postgres:db01 → postgres-db01."""
+    return job.id.replace(":", "-")
+
+
+def schedule_name(cluster_name: str, job: Job) -> str:
+    """The EventBridge Scheduler schedule that starts an ECS job: `<cluster>-<job slug>`
+    (the settings refuse a cluster name that makes one longer than SCHEDULE_NAME_MAX)."""
+    return f"{cluster_name}-{job_slug(job)}"
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,11 @@ Declared only when the stack config names a GitHub repository. The policies come
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components import oidc_policies
-from components.alerts import REPLICATION_ALARMS
 from components.layout import GITHUB_ROLE_PURPOSES, TYPE_PREFIX, github_role_name
 from components.oidc_policies import DeployedStack
 from components.policies import to_json
@@ -28,6 +26,8 @@ ROLE_DESCRIPTIONS = {
 class GitHubOidc(pulumi.ComponentResource):
     def __init__(self, name: str, settings: StackSettings, *, account_id: pulumi.Input[str],
                  key_arns: Sequence[pulumi.Input[str]], topic_arn: pulumi.Input[str],
+                 alarm_names: Sequence[pulumi.Input[str]],
+                 discovery_service_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:GitHubOidc", name, None, opts)
         github = settings.github
@@ -55,17 +55,18 @@ class GitHubOidc(pulumi.ComponentResource):
         sids = {"preview": "AllowPullRequestPreview", "deploy": "AllowEnvironmentDeploy"}
         builders = {"preview": oidc_policies.preview_role_policy,
                     "deploy": oidc_policies.deploy_role_policy}
-        # As BackupAlerts names them; tests/delivery checks both agree.
-        alarm_names = tuple(f"{settings.primary.bucket_name}-{alarm.metric}"
-                            for alarm in REPLICATION_ALARMS) if settings.replica else ()
         role_names = {purpose: github_role_name(settings.environment, purpose)
                       for purpose in GITHUB_ROLE_PURPOSES}
 
-        def permissions(purpose: str, values: list[Any]) -> str:
-            account, provider, topic, *keys = values
-            stack = DeployedStack(settings, account, tuple(keys), topic, provider,
-                                  tuple(role_names.values()), alarm_names)
-            return to_json(builders[purpose](stack))
+        # Everything the policies name that another component owns, from its outputs.
+        deployed = pulumi.Output.all(
+            account=account_id, provider=provider_arn, topic=topic_arn,
+            keys=pulumi.Output.all(*key_arns), alarms=pulumi.Output.all(*alarm_names),
+            discovery=discovery_service_arn,
+        ).apply(lambda values: DeployedStack(
+            settings, values["account"], tuple(values["keys"]), values["topic"],
+            values["provider"], tuple(role_names.values()), tuple(values["alarms"]),
+            values["discovery"]))
 
         self.roles: dict[str, aws.iam.Role] = {}
         for purpose, description in ROLE_DESCRIPTIONS.items():
@@ -82,9 +83,8 @@ class GitHubOidc(pulumi.ComponentResource):
             aws.iam.RolePolicy(
                 f"{name}-{purpose}-access",
                 role=role.name,
-                policy=pulumi.Output.all(account_id, provider_arn, topic_arn, *key_arns).apply(
-                    lambda values, purpose=purpose: permissions(purpose, values)
-                ),
+                policy=deployed.apply(
+                    lambda stack, purpose=purpose: to_json(builders[purpose](stack))),
                 opts=child,
             )
             self.roles[purpose] = role

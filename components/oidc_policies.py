@@ -11,6 +11,14 @@ Two roles, one per kind of job (GitHub Actions: configuring OpenID Connect in Am
 
 Actions are listed one by one (no `Get*`); the few statements with Resource "*" are actions AWS
 does not scope to a resource (see `UNSCOPED_ACTIONS`).
+
+With the ECS placement (`components.ecs_runtime`) both roles also cover its resources, named as
+the components name them (`components.ecs_specs`). What exists once per job (a schedule, an
+alarm, a secret) is named by a pattern of the cluster's names, so adding a database changes
+neither role's policy: the deploy role cannot change its own policy, and would otherwise wait
+for an administrator's `pulumi up` with every new database (and 50 databases' ARNs would not
+fit IAM's 10,240 characters for a role's inline policies, IAM User Guide, "IAM and AWS STS
+quotas"; the deploy role's reads and writes of a resource share a statement for that reason).
 """
 
 from __future__ import annotations
@@ -19,6 +27,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from components.ecs_policies import ECS_TASKS_SERVICE, SCHEDULER_SERVICE
+from components.ecs_settings import EcsSettings
+from components.ecs_specs import (
+    SECRET_RECOVERY_DAYS,
+    alarm_name,
+    dead_letter_queue_name,
+    exporter_service_names,
+    log_group_name,
+    role_name,
+    runtime_key_alias,
+    secret_name,
+    task_failures_rule_name,
+    task_family,
+    task_kinds,
+)
 from components.policies import Document, Statement, policy_document, statement
 from components.settings import BucketSettings, StackSettings
 
@@ -35,6 +58,11 @@ UNSCOPED_ACTIONS: Final = {
     "sns:GetSubscriptionAttributes": "subscriptions have no resource type in IAM",
     "sns:SetSubscriptionAttributes": "subscriptions have no resource type in IAM",
     "sns:Unsubscribe": "subscriptions have no resource type in IAM",
+    # The ECS placement's (only in its region: aws:RequestedRegion).
+    "ecs:DescribeTaskDefinition": "task definitions have no resource type for this action",
+    "ecs:DeregisterTaskDefinition": "task definitions have no resource type for this action",
+    "logs:DescribeLogGroups": "lists the region's log groups: no resource type",
+    "servicediscovery:ListTagsForResource": "Cloud Map's tag listing has no resource type",
 }
 
 # What the provider reads to refresh each declared resource type (a bucket's read also walks
@@ -136,14 +164,112 @@ ALARM_WRITE_ACTIONS: Final = (
     "cloudwatch:TagResource",
     "cloudwatch:UntagResource",
 )
+# The ECS placement: the reads a refresh makes and the writes `pulumi up` makes, on its
+# resources (`EcsPlacement.resources`); the deploy role gets both in one statement. Never
+# ecs:RunTask or logs:GetLogEvents, never a secret's value for the preview role, never a delete
+# of what keeps data or pages (the log groups, repository, queue, cluster, rule, key).
+ECS_READ_ACTIONS: Final = (
+    "ecs:DescribeClusters", "ecs:DescribeServices", "ecs:ListTagsForResource",
+    "ecr:DescribeRepositories", "ecr:ListTagsForResource", "logs:ListTagsForResource",
+    "secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy",
+    "scheduler:GetScheduleGroup", "scheduler:ListTagsForResource", "scheduler:GetSchedule",
+    "sqs:GetQueueAttributes", "sqs:ListQueueTags",
+    "events:DescribeRule", "events:ListTagsForResource", "events:ListTargetsByRule",
+    "servicediscovery:GetService",
+)
+ECS_WRITE_ACTIONS: Final = (
+    "ecs:CreateCluster", "ecs:UpdateCluster", "ecs:CreateService", "ecs:UpdateService",
+    "ecs:RegisterTaskDefinition",
+    "ecr:CreateRepository", "ecr:PutImageTagMutability", "ecr:PutImageScanningConfiguration",
+    "logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:AssociateKmsKey",
+    "secretsmanager:CreateSecret", "secretsmanager:UpdateSecret",
+    "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage",
+    # The provider reads every secret version back after PutSecretValue, and on each refresh,
+    # with GetSecretValue: the deploy role needs it (the values are this stack's config, which
+    # the deploy job decrypts anyway to put them); the preview role never gets it.
+    "secretsmanager:GetSecretValue",
+    "scheduler:CreateScheduleGroup", "scheduler:CreateSchedule", "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "sqs:CreateQueue", "sqs:SetQueueAttributes",
+    "events:PutRule", "events:PutTargets", "events:RemoveTargets",
+    "servicediscovery:UpdateService",
+)
+# Actions without a resource type (UNSCOPED_ACTIONS), in the placement's region only. A changed
+# task definition is a new revision: the old one is deregistered.
+ECS_REGION_READ_ACTIONS: Final = ("ecs:DescribeTaskDefinition", "logs:DescribeLogGroups",
+                                  "servicediscovery:ListTagsForResource")
+ECS_REGION_WRITE_ACTIONS: Final = ("ecs:DeregisterTaskDefinition",)
+# Only with the exporter on ECS: its ECS service and its Cloud Map service.
+EXPORTER_ACTIONS: Final = frozenset({
+    "ecs:DescribeServices", "ecs:CreateService", "ecs:UpdateService",
+    "servicediscovery:GetService", "servicediscovery:UpdateService",
+    "servicediscovery:ListTagsForResource"})
 # The self-managed (DIY) backend: checkpoints under .pulumi/, lock files under .pulumi/locks/.
 STATE_PREFIX: Final = ".pulumi/"
 STATE_LOCK_PREFIX: Final = ".pulumi/locks/"
 
 
 @dataclass(frozen=True)
+class EcsPlacement:
+    """The ECS placement's resources as the CI roles name them: by the names its components give
+    them, by name pattern what exists per job or kind (schedules, alarms, secrets, log groups,
+    task definitions), the exporter's Cloud Map service by the ARN AWS assigned it."""
+
+    ecs: EcsSettings
+    kinds: tuple[str, ...]  # the task kinds on ECS (a task definition and a task role each)
+    region: str
+    account_id: str
+    discovery_service_arn: str | None  # the exporter's, when it runs on ECS
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
+
+    def resources(self) -> list[str]:
+        """Everything of the placement's that a CI role names by ARN (the roles and alarms are
+        in the store's statements): an action applies to those of its service and type."""
+        cluster = self.ecs.cluster_name
+        ecs = [f"cluster/{cluster}",
+               *(f"task-definition/{task_family(cluster, kind)}:*" for kind in self.kinds)]
+        if self.discovery_service_arn is not None:
+            ecs.insert(1, f"service/{cluster}/{exporter_service_names(self.ecs)[0]}")
+        return [
+            *(self.arn("ecs", resource) for resource in ecs),
+            self.arn("ecr", f"repository/{self.ecs.image_repository}"),
+            # The pattern covers each group's streams (`<group>:*`) too.
+            self.arn("logs", f"log-group:{log_group_name(cluster, '*')}"),
+            self.secret_pattern(),
+            self.arn("scheduler", f"schedule-group/{cluster}"),
+            self.arn("scheduler", f"schedule/{cluster}/*"),
+            self.arn("sqs", dead_letter_queue_name(cluster)),
+            self.arn("events", f"rule/{task_failures_rule_name(cluster)}"),
+            *([self.discovery_service_arn] if self.discovery_service_arn else []),
+        ]
+
+    def secret_pattern(self) -> str:
+        return self.arn("secretsmanager", f"secret:{secret_name(self.ecs.cluster_name, '*')}")
+
+    def alarm_pattern(self) -> str:
+        return self.arn("cloudwatch", f"alarm:{alarm_name(self.ecs.cluster_name, '*')}")
+
+    def namespace_arn(self) -> str:
+        assert self.ecs.service_discovery is not None
+        return self.arn("servicediscovery",
+                        f"namespace/{self.ecs.service_discovery.namespace_id}")
+
+    def passed_role_names(self) -> list[str]:
+        """What a task definition names: the task roles and the execution role."""
+        return [role_name(self.ecs.cluster_name, purpose)
+                for purpose in (*(f"task-{kind}" for kind in self.kinds), "task-execution")]
+
+    @property
+    def scheduler_role_name(self) -> str:
+        return role_name(self.ecs.cluster_name, "scheduler")
+
+
+@dataclass(frozen=True)
 class DeployedStack:
-    """The stack's settings plus the ARNs AWS assigns (keys, topic) and the OIDC side's names."""
+    """The stack's settings plus the ARNs AWS assigns (keys, topic, the exporter's Cloud Map
+    service) and the OIDC side's names."""
 
     settings: StackSettings
     account_id: str
@@ -152,6 +278,15 @@ class DeployedStack:
     oidc_provider_arn: str
     github_role_names: tuple[str, ...]
     alarm_names: tuple[str, ...] = ()
+    discovery_service_arn: str | None = None
+
+    @property
+    def ecs(self) -> EcsPlacement | None:
+        runtime = self.settings.runtime
+        if runtime is None or runtime.ecs is None:
+            return None
+        return EcsPlacement(runtime.ecs, task_kinds(runtime), self.settings.primary.region,
+                            self.account_id, self.discovery_service_arn)
 
     @property
     def buckets(self) -> list[BucketSettings]:
@@ -171,11 +306,15 @@ class DeployedStack:
         return [f"arn:aws:kms:{region}:{self.account_id}:key/*" for region in self.regions]
 
     def alias_arns(self) -> list[str]:
-        """Each bucket key's alias, and the alert topic key's (in the primary region)."""
+        """Each bucket key's alias, the alert topic key's and the ECS runtime key's (both in
+        the primary region)."""
         topic = self.topic_arn.rsplit(":", 1)[-1]
+        primary = f"arn:aws:kms:{self.settings.primary.region}:{self.account_id}"
+        runtime = [f"{primary}:{runtime_key_alias(self.ecs.ecs.cluster_name)}"] if self.ecs \
+            else []
         return [*(f"arn:aws:kms:{bucket.region}:{self.account_id}:alias/{bucket.bucket_name}"
                   for bucket in self.buckets),
-                f"arn:aws:kms:{self.settings.primary.region}:{self.account_id}:alias/{topic}"]
+                f"{primary}:alias/{topic}", *runtime]
 
     def key_tag_condition(self, tag_context: str,
                           operator: str = "StringEquals") -> dict[str, dict[str, str]]:
@@ -196,8 +335,10 @@ class DeployedStack:
 
     @property
     def store_role_names(self) -> list[str]:
+        """The roles a `pulumi up` manages: the store's and the ECS placement's."""
         replication = [self.settings.roles.replication] if self.settings.replica else []
-        return [*self.host_role_names, *replication]
+        ecs = [*self.ecs.passed_role_names(), self.ecs.scheduler_role_name] if self.ecs else []
+        return [*self.host_role_names, *replication, *ecs]
 
     def role_arns(self, names: Sequence[str]) -> list[str]:
         return [f"arn:aws:iam::{self.account_id}:role/{name}" for name in names]
@@ -208,10 +349,11 @@ class DeployedStack:
                 for name in self.host_role_names]
 
     def alarm_arns(self) -> list[str]:
-        # The replication alarms live in the primary region.
+        """The replication alarms and the ECS placement's (all in the primary region)."""
         region = self.settings.primary.region
-        return [f"arn:aws:cloudwatch:{region}:{self.account_id}:alarm:{name}"
-                for name in self.alarm_names]
+        return [*(f"arn:aws:cloudwatch:{region}:{self.account_id}:alarm:{name}"
+                  for name in self.alarm_names),
+                *([self.ecs.alarm_pattern()] if self.ecs else [])]
 
 
 def oidc_provider_arn(account_id: str) -> str:
@@ -275,35 +417,97 @@ def _state_statements(stack: DeployedStack, *, write: bool) -> list[Statement]:
     return result
 
 
-def _read_statements(stack: DeployedStack) -> list[Statement]:
-    statements = [
-        statement("ReadBuckets", BUCKET_READ_ACTIONS, stack.bucket_arns()),
-        statement("ReadKeys", KEY_READ_ACTIONS, list(stack.key_arns)),
-        statement("ReadKeyAliases", ["kms:ListAliases"], "*"),
-        statement("ReadRoles", ROLE_READ_ACTIONS,
-                  stack.role_arns([*stack.store_role_names, *stack.github_role_names])),
-        statement("ReadInstanceProfiles", INSTANCE_PROFILE_READ_ACTIONS,
-                  stack.instance_profile_arns()),
-        statement("ReadOidcProvider", ["iam:GetOpenIDConnectProvider"], stack.oidc_provider_arn),
-        statement("ReadTopic", TOPIC_READ_ACTIONS, stack.topic_arn),
-        statement("ReadSubscriptions", ["sns:GetSubscriptionAttributes"], "*"),
+def _resource_statements(stack: DeployedStack, *, write: bool) -> list[Statement]:
+    """A statement per group of the store's resources: the reads a refresh makes (the preview
+    role), or those and the writes `pulumi up` makes in one statement (the deploy role: its
+    policy must fit IAM's 10,240 characters for a role's inline policies)."""
+    alarms = stack.alarm_arns()
+    # (preview Sid, deploy Sid or None: not the deploy role's, reads, writes, resources)
+    groups = [
+        ("ReadBuckets", "ManageBuckets", BUCKET_READ_ACTIONS, BUCKET_WRITE_ACTIONS,
+         stack.bucket_arns()),
+        # By the ARNs AWS gave the keys; the deploy role's are scoped by the stack's tag.
+        ("ReadKeys", None, KEY_READ_ACTIONS, (), list(stack.key_arns)),
+        ("ReadKeyAliases", "ReadKeyAliases", ["kms:ListAliases"], (), "*"),
+        ("ReadRoles", "ManageRoles", ROLE_READ_ACTIONS, ROLE_WRITE_ACTIONS,
+         stack.role_arns(stack.store_role_names)),
+        # The deploy role never changes the CI side (an administrator's `pulumi up` does), so
+        # it never reads it either: `pulumi up` reads only what it creates or updates.
+        ("ReadGitHubRoles", None, ROLE_READ_ACTIONS, (),
+         stack.role_arns(stack.github_role_names)),
+        ("ReadInstanceProfiles", "ManageInstanceProfiles", INSTANCE_PROFILE_READ_ACTIONS,
+         INSTANCE_PROFILE_WRITE_ACTIONS, stack.instance_profile_arns()),
+        ("ReadOidcProvider", None, ["iam:GetOpenIDConnectProvider"], (),
+         stack.oidc_provider_arn),
+        ("ReadTopic", "ManageTopic", TOPIC_READ_ACTIONS, TOPIC_WRITE_ACTIONS, stack.topic_arn),
+        ("ReadSubscriptions", "ManageSubscriptions", ["sns:GetSubscriptionAttributes"],
+         ["sns:SetSubscriptionAttributes", "sns:Unsubscribe"], "*"),
+        *([("ReadAlarms", "ManageAlarms", ALARM_READ_ACTIONS, ALARM_WRITE_ACTIONS, alarms)]
+          if alarms else []),
     ]
-    if stack.alarm_arns():
-        statements.append(statement("ReadAlarms", ALARM_READ_ACTIONS, stack.alarm_arns()))
+    if not write:
+        return [statement(sid, reads, resources) for sid, _, reads, _, resources in groups]
+    return [statement(sid, [*reads, *writes], resources)
+            for _, sid, reads, writes, resources in groups if sid is not None]
+
+
+def _ecs_statements(stack: DeployedStack, ecs: EcsPlacement, *, write: bool) -> list[Statement]:
+    """The ECS placement's statements: reads for the preview role (never a secret's value or a
+    log event), reads and writes for the deploy role, which passes each role to its one
+    service. (The preview role's refresh of a secret version fails: the provider reads it back
+    with GetSecretValue; docs/delivery.md.)"""
+    def actions(reads: Sequence[str], writes: Sequence[str]) -> list[str]:
+        return [action for action in (*reads, *(writes if write else ()))
+                if ecs.discovery_service_arn is not None or action not in EXPORTER_ACTIONS]
+
+    statements = [
+        statement("EcsRuntime", actions(ECS_READ_ACTIONS, ECS_WRITE_ACTIONS), ecs.resources()),
+        statement("EcsRegionWide", actions(ECS_REGION_READ_ACTIONS, ECS_REGION_WRITE_ACTIONS),
+                  "*", condition={"StringEquals": {"aws:RequestedRegion": ecs.region}}),
+    ]
+    if not write:
+        return statements
+    tagged = stack.key_tag_condition("aws:ResourceTag")["StringEquals"]
+    statements += [
+        # A removed database's secret stays recoverable for the stack's recovery window.
+        statement("EcsDeleteSecrets", ["secretsmanager:DeleteSecret"], ecs.secret_pattern(),
+                  condition={"NumericGreaterThanEquals": {
+                      "secretsmanager:RecoveryWindowInDays": str(SECRET_RECOVERY_DAYS)}}),
+        # Putting and reading back a secret value: Secrets Manager uses the runtime key on the
+        # caller's behalf (Secrets Manager User Guide, "Secret encryption and decryption").
+        statement("EcsSecretsKey", ["kms:GenerateDataKey", "kms:Decrypt"],
+                  ecs.arn("kms", "key/*"), condition={"StringEquals": {
+                      **tagged, "kms:ViaService": f"secretsmanager.{ecs.region}.amazonaws.com"}}),
+        statement("EcsPassTaskRoles", ["iam:PassRole"],
+                  stack.role_arns(ecs.passed_role_names()),
+                  condition={"StringEquals": {"iam:PassedToService": ECS_TASKS_SERVICE}}),
+        statement("EcsPassSchedulerRole", ["iam:PassRole"],
+                  stack.role_arns([ecs.scheduler_role_name]),
+                  condition={"StringEquals": {"iam:PassedToService": SCHEDULER_SERVICE}}),
+    ]
+    if ecs.discovery_service_arn is not None:
+        # A new Cloud Map service's id (in its ARN) is AWS's; CreateService is authorized on
+        # the namespace too, so only in this one.
+        statements.append(statement(
+            "EcsCreateDiscovery", ["servicediscovery:CreateService"],
+            [ecs.namespace_arn(), ecs.arn("servicediscovery", "service/*")]))
     return statements
 
 
 def preview_role_policy(stack: DeployedStack) -> Document:
-    return policy_document([*_read_statements(stack), *_state_statements(stack, write=False)])
+    ecs = _ecs_statements(stack, stack.ecs, write=False) if stack.ecs else []
+    return policy_document([*_resource_statements(stack, write=False), *ecs,
+                            *_state_statements(stack, write=False)])
 
 
 def deploy_role_policy(stack: DeployedStack) -> Document:
-    """`pulumi up` of the backup store. No s3:GetObject or DeleteBucket, no kms:Decrypt or key
-    deletion; IAM writes only on the store's own roles and instance profiles."""
+    """`pulumi up` of the backup store: the preview role's reads of what it deploys, and the
+    writes (the keys by the stack's tag). No s3:GetObject or DeleteBucket, no kms:Decrypt of a
+    backup key or key deletion; IAM writes only on the store's own roles and instance profiles
+    (and the ECS placement's)."""
     tags = stack.requested_key_tags()
     statements = [
-        *_read_statements(stack),
-        statement("ManageBuckets", BUCKET_WRITE_ACTIONS, stack.bucket_arns()),
+        *_resource_statements(stack, write=True),
         statement("CreateKeys", ["kms:CreateKey"], "*", condition={
             **tags, "StringEquals": {"aws:RequestedRegion": stack.regions,
                                      **tags["StringEquals"]}}),
@@ -318,15 +522,7 @@ def deploy_role_policy(stack: DeployedStack) -> Document:
                   [*stack.alias_arns(), *stack.key_patterns()],
                   condition=stack.key_tag_condition("aws:ResourceTag",
                                                     "StringEqualsIfExists")),
-        statement("ManageRoles", ROLE_WRITE_ACTIONS, stack.role_arns(stack.store_role_names)),
-        statement("ManageInstanceProfiles", INSTANCE_PROFILE_WRITE_ACTIONS,
-                  stack.instance_profile_arns()),
-        statement("ManageTopic", TOPIC_WRITE_ACTIONS, stack.topic_arn),
-        statement("ManageSubscriptions",
-                  ["sns:SetSubscriptionAttributes", "sns:Unsubscribe"], "*"),
     ]
-    if stack.alarm_arns():
-        statements.append(statement("ManageAlarms", ALARM_WRITE_ACTIONS, stack.alarm_arns()))
     if stack.settings.replica is not None:
         # S3 checks iam:PassRole when a replication configuration names its role.
         statements.append(statement(
@@ -334,4 +530,6 @@ def deploy_role_policy(stack: DeployedStack) -> Document:
             stack.role_arns([stack.settings.roles.replication]),
             condition={"StringEquals": {"iam:PassedToService": "s3.amazonaws.com"}},
         ))
+    if stack.ecs:
+        statements += _ecs_statements(stack, stack.ecs, write=True)
     return policy_document([*statements, *_state_statements(stack, write=True)])

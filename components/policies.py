@@ -295,19 +295,29 @@ def replication_destination_access(replica: BucketRef) -> Access:
     ))
 
 
-def _with_principal(statements: Iterable[Statement], principal_arn: str,
-                    resource: str | None = None) -> list[Statement]:
-    """The statements with the role as Principal (and a fixed Resource, for key policies,
-    where the Resource is always the key itself: "*")."""
+def _granted(accesses: Iterable[tuple[RoleAccess, Access]], field: str,
+             resource: str | None = None) -> list[Statement]:
+    """Each statement of the roles' `field` (s3 or kms) once, with every role that has it as
+    Principal (a string for one role, a list for several: the ECS task roles stand beside the
+    host role doing the same work, in the same statement, so the grants cannot drift), and a
+    fixed Resource for key policies, where the Resource is always the key itself ("*")."""
+    merged: dict[str, tuple[Statement, list[str]]] = {}
+    for grant, access in accesses:
+        for item in getattr(access, field):
+            known, arns = merged.setdefault(item["Sid"], (item, []))
+            if known != item:
+                raise ValueError(f"{item['Sid']}: two roles have different statements of that "
+                                 "Sid; a shared Sid must be the same statement")
+            arns.append(grant.role_arn)
     return [
         statement(
             item["Sid"],
             item["Action"],
             resource if resource is not None else item["Resource"],
-            principal={"AWS": principal_arn},
+            principal={"AWS": arns[0] if len(arns) == 1 else arns},
             condition=item.get("Condition"),
         )
-        for item in statements
+        for item, arns in merged.values()
     ]
 
 
@@ -532,15 +542,13 @@ def bucket_documents(
     before the key exists."""
     accesses = [(grant, grant.access(bucket)) for grant in grants]
     statements = transport_deny_statements(bucket.arn)
-    for grant, access in accesses:
-        statements += _with_principal(access.s3, grant.role_arn)
+    statements += _granted(accesses, "s3")
     statements += protection_statements(bucket, break_glass_arn, max_retention_days)
     statements += encryption_statements(bucket)
     if replicated_by is not None:
         statements += replica_write_statements(bucket, replicated_by, break_glass_arn)
-    key_statements = [key_administration(account_id)]
-    for grant, access in accesses:
-        key_statements += _with_principal(access.kms, grant.role_arn, resource=KEY_POLICY_SELF)
+    key_statements = [key_administration(account_id), *_granted(accesses, "kms",
+                                                                 resource=KEY_POLICY_SELF)]
     return BucketDocuments(
         bucket_policy=policy_document(statements),
         key_policy=policy_document(key_statements),
@@ -587,10 +595,13 @@ class TopicPublisher:
     source: dict[str, Any]  # the aws:SourceArn / aws:SourceAccount conditions
 
 
-def alert_publishers(bucket_arn: str, account_id: str, region: str) -> list[TopicPublisher]:
-    """The primary bucket's delete events and this account's CloudWatch alarms. No EventBridge
-    rule of this stack publishes to the topic, so events.amazonaws.com is not one."""
-    return [
+def alert_publishers(bucket_arn: str, account_id: str, region: str,
+                     events_rule_arn: str | None = None) -> list[TopicPublisher]:
+    """The primary bucket's delete events, this account's CloudWatch alarms and, with the ECS
+    placement, exactly the EventBridge rule on its task state changes (`events_rule_arn`; the
+    rule's ARN names the account, the condition AWS documents for EventBridge publishing to a
+    topic: EventBridge User Guide, "Permissions for Amazon SNS")."""
+    publishers = [
         TopicPublisher("S3DeleteEvents", "s3.amazonaws.com", {
             "ArnEquals": {"aws:SourceArn": bucket_arn},
             "StringEquals": {"aws:SourceAccount": account_id},
@@ -600,19 +611,26 @@ def alert_publishers(bucket_arn: str, account_id: str, region: str) -> list[Topi
             "StringEquals": {"aws:SourceAccount": account_id},
         }),
     ]
+    if events_rule_arn is not None:
+        publishers.append(TopicPublisher("EcsTaskEvents", "events.amazonaws.com", {
+            "ArnEquals": {"aws:SourceArn": events_rule_arn},
+            "StringEquals": {"aws:SourceAccount": account_id},
+        }))
+    return publishers
 
 
-def alert_topic_policy(topic_arn: str, bucket_arn: str, account_id: str, region: str) -> Document:
+def alert_topic_policy(topic_arn: str, bucket_arn: str, account_id: str, region: str,
+                       events_rule_arn: str | None = None) -> Document:
     """Who may publish to the alert topic."""
     return policy_document(
         statement(f"Allow{publisher.name}", ["sns:Publish"], topic_arn,
                   principal={"Service": publisher.service}, condition=publisher.source)
-        for publisher in alert_publishers(bucket_arn, account_id, region)
+        for publisher in alert_publishers(bucket_arn, account_id, region, events_rule_arn)
     )
 
 
 def alert_topic_key_policy(topic_arn: str, bucket_arn: str, account_id: str,
-                           region: str) -> Document:
+                           region: str, events_rule_arn: str | None = None) -> Document:
     """The topic's own key: exactly the publishing services may use it, each for its own
     source and only for this topic (SNS puts the topic ARN into the encryption context) —
     what AWS documents for event sources publishing to an encrypted topic (Amazon SNS
@@ -621,9 +639,9 @@ def alert_topic_key_policy(topic_arn: str, bucket_arn: str, account_id: str,
     GenerateDataKey and Decrypt ("Allow a user to send messages to a topic with SSE"), so the
     data-key-pair operations the wildcard adds are left out."""
     statements = [key_administration(account_id)]
-    for publisher in alert_publishers(bucket_arn, account_id, region):
+    for publisher in alert_publishers(bucket_arn, account_id, region, events_rule_arn):
         condition = {**publisher.source, "StringEquals": {
-            **publisher.source["StringEquals"],
+            **publisher.source.get("StringEquals", {}),
             "kms:EncryptionContext:aws:sns:topicArn": topic_arn}}
         statements.append(statement(f"Allow{publisher.name}Key",
                                     ["kms:GenerateDataKey", "kms:Decrypt"], "*",

@@ -3,9 +3,11 @@
 Parsed by `settings.parse_settings` (which calls `parse_runtime` last and then checks the
 runtime against the store's lifecycle) so that every error is raised before any resource is
 declared. Cross-checks:
-- placement: backup jobs only on hosts with the backup role's instance profile; the drill and the
-  exporter only on hosts with the read-only restore profile — instance-profile credentials reach
-  every container on a host, so a drill on a backup host would run with write credentials;
+- placement: each database, file set, the drill and the exporter is on a Docker host
+  (`host: NAME`) or on ECS (`placement: ecs`, read with `components.ecs_config`); backup jobs
+  only on hosts with the backup role's instance profile; the drill and the exporter only on
+  hosts with the read-only restore profile — instance-profile credentials reach every container
+  on a host, so a drill on a backup host would run with write credentials;
 - schedules: every job's cron expression (databases, file sets, the drill alike) must fire, at
   most `MAX_SCHEDULE_GAP` apart and at least `MIN_SCHEDULE_GAP` apart;
 - against the store (in `settings`): wal-g's full-backup interval x retainFull must end
@@ -22,10 +24,12 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from components import ecs_config
 from components.config_reader import ConfigError, ConfigReader
 from components.ecs_settings import EcsSettings, EfsVolume
 from contract import agent_settings, schedule
 from contract.agent_settings import MAX_PORT, NAME, NAME_ALLOWED, TABLE, TABLE_ALLOWED
+from contract.jobs import DRILL, Job, database_job, files_job
 from contract.reader import describe
 
 HOST_PROFILES: Final = ("backup", "restore")
@@ -117,13 +121,15 @@ class RuntimeSettings:
         return next(h for h in self.hosts if h.name == name)
 
 
-def _cron(reader: ConfigReader, name: str) -> str:
-    """Databases, file sets and the drill: one rule for every job's schedule."""
-    value = reader.string(name, required=True, allowed="a cron expression (minute hour "
-                          "day-of-month month day-of-week, UTC)")
+def _cron(reader: ConfigReader, name: str, *, on_ecs: bool) -> str:
+    """Databases, file sets and the drill: one rule for every job's schedule (on ECS, also
+    one EventBridge Scheduler can express)."""
+    fields = ("minute hour day-of-month month day-of-week; UTC on a host, runtime.ecs.timezone "
+              "on ECS")
+    value = reader.string(name, required=True, allowed=f"a cron expression ({fields})")
     if len(value.split()) != 5:
         reader.fail(name, f"{describe(value)} has {len(value.split())} fields; allowed: five "
-                          "(minute hour day-of-month month day-of-week, UTC)")
+                          f"({fields})")
     try:
         gaps = schedule.gaps(value)
     except schedule.NotASchedule as problem:
@@ -135,6 +141,8 @@ def _cron(reader: ConfigReader, name: str) -> str:
         reader.fail(name, f"{describe(value)} {found}; allowed: runs at least "
                           f"{_span(MIN_SCHEDULE_GAP)} and at most {_span(MAX_SCHEDULE_GAP)} "
                           "apart")
+    if on_ecs:
+        ecs_config.check_cron_on_ecs(reader, name, value)
     return value
 
 
@@ -215,25 +223,44 @@ def _docker_host(item: ConfigReader) -> DockerHost:
 
 def parse_runtime(reader: ConfigReader) -> RuntimeSettings:
     reader.reject_unknown(("image", "hosts", "databases", "fileSets", "drill", "exporter",
-                           "retry", "webhook", "memoryMb"))
+                           "retry", "webhook", "memoryMb", "ecs"))
     listed = [_docker_host(item) for item in reader.items("hosts")]
     reader.unique_names("hosts", [host.name for host in listed])
     hosts = {host.name: host for host in listed}
-    if not hosts:
-        raise ConfigError(reader.key("hosts"), "needs at least one host; allowed: a list of "
-                          "{name, dockerHost, instanceProfile}")
-    databases = tuple(_database(item, hosts) for item in reader.items("databases"))
-    file_sets = tuple(_file_set(item, hosts) for item in reader.items("fileSets"))
+    database_readers, file_set_readers = reader.items("databases"), reader.items("fileSets")
+    drill, exporter = reader.child("drill"), reader.child("exporter")
+    drill.reject_unknown(("host", "placement", "schedule"))
+    exporter.reject_unknown(("host", "placement", "port", "listenAddress"))
+    on_ecs = {item.path: ecs_config.placed_on_ecs(item)
+              for item in (*database_readers, *file_set_readers, drill, exporter)}
+    on_host = [path for path, ecs in on_ecs.items() if not ecs]
+    if on_host and not hosts:
+        raise ConfigError(reader.key("hosts"), f"needs at least one host: {on_host[0]} is placed "
+                          "on a host; allowed: a list of {name, dockerHost, instanceProfile}, or "
+                          "placement: ecs for every database, file set, the drill and the "
+                          "exporter")
+    databases = tuple(_database(item, hosts, on_ecs=on_ecs[item.path])
+                      for item in database_readers)
+    file_sets = tuple(_file_set(item, hosts, on_ecs=on_ecs[item.path])
+                      for item in file_set_readers)
     reader.unique_names("databases", [d.name for d in databases])
     reader.unique_names("fileSets", [f.name for f in file_sets])
-    drill = reader.child("drill")
-    drill.reject_unknown(("host", "schedule"))
-    exporter = reader.child("exporter")
-    exporter.reject_unknown(("host", "port", "listenAddress"))
+    ecs_config.check_mount_paths(file_set_readers, [f.efs for f in file_sets])
+    drill_on_ecs, exporter_on_ecs = on_ecs[drill.path], on_ecs[exporter.path]
     retry = reader.child("retry")
     retry.reject_unknown(("attempts", "delaySeconds"))
     memory = reader.child("memoryMb")
     memory.reject_unknown(("scheduler", "drill", "exporter"))
+    _check_docker_only(memory, "drill", on_ecs=drill_on_ecs, why="the drill task's size is "
+                       "runtime.ecs.tasks.drill")
+    _check_docker_only(memory, "exporter", on_ecs=exporter_on_ecs, why="the exporter task's "
+                       "size is runtime.ecs.tasks.exporter")
+    _check_docker_only(exporter, "listenAddress", on_ecs=exporter_on_ecs, why="the task listens "
+                       "on its own network interface")
+    ecs = ecs_config.parse_ecs(reader, [path for path, ecs in on_ecs.items() if ecs],
+                               exporter_on_ecs=exporter_on_ecs)
+    if ecs is not None:
+        _check_ecs_jobs(reader, ecs, databases, file_sets, drill_on_ecs=drill_on_ecs)
     defaults = agent_settings.AgentSettings
     return RuntimeSettings(
         image=reader.string("image", "biometrics-backup-agent:0.1.0", pattern=_IMAGE,
@@ -241,9 +268,11 @@ def parse_runtime(reader: ConfigReader) -> RuntimeSettings:
         hosts=tuple(hosts.values()),
         databases=databases,
         file_sets=file_sets,
-        drill_host=_host_ref(drill, hosts, "restore", "the restore drill (read-only)"),
-        drill_schedule=_cron(drill, "schedule"),
-        exporter_host=_host_ref(exporter, hosts, "restore", "the exporter (read-only)"),
+        drill_host=None if drill_on_ecs else _host_ref(drill, hosts, "restore",
+                                                       "the restore drill (read-only)"),
+        drill_schedule=_cron(drill, "schedule", on_ecs=drill_on_ecs),
+        exporter_host=None if exporter_on_ecs else _host_ref(exporter, hosts, "restore",
+                                                             "the exporter (read-only)"),
         exporter_address=exporter.ip_address("listenAddress", "0.0.0.0",
                                              allowed="an IP address of the host (0.0.0.0: "
                                                      "every interface)"),
@@ -256,16 +285,42 @@ def parse_runtime(reader: ConfigReader) -> RuntimeSettings:
         scheduler_memory_mb=_memory(memory, "scheduler", 512),
         drill_memory_mb=_memory(memory, "drill", 4096),
         exporter_memory_mb=_memory(memory, "exporter", 256),
+        ecs=ecs,
     )
+
+
+def _check_ecs_jobs(reader: ConfigReader, ecs: EcsSettings, databases: tuple[RuntimeDatabase, ...],
+                    file_sets: tuple[RuntimeFileSet, ...], *, drill_on_ecs: bool) -> None:
+    """What needs both the jobs and runtime.ecs: the schedules' names, and the drill's restores
+    of every database and file set (whatever their placement) against its task storage."""
+    jobs: list[Job] = [database_job(d.name) for d in databases if d.host is None]
+    jobs += [files_job(f.name) for f in file_sets if f.host is None]
+    jobs += [DRILL] if drill_on_ecs else []
+    ecs_config.check_schedule_names(ecs, jobs, reader.child("ecs").key("clusterName"))
+    if drill_on_ecs:
+        restores = [(item, d.name, d.size_gib)
+                    for item, d in zip(reader.items("databases"), databases, strict=True)]
+        restores += [(item, f.name, f.size_gib)
+                     for item, f in zip(reader.items("fileSets"), file_sets, strict=True)]
+        ecs_config.check_drill_fits(ecs, restores, reader.child("drill").key("placement"))
+
+
+def _check_docker_only(reader: ConfigReader, name: str, *, on_ecs: bool, why: str) -> None:
+    """A setting of the Docker placement, refused where it would change nothing."""
+    if on_ecs and reader.has(name):
+        reader.fail(name, f"applies only to a Docker host, and this is placed on ECS ({why}); "
+                          f"allowed: no {name} with placement: ecs")
 
 
 def _memory(reader: ConfigReader, name: str, default: int) -> int:
     return reader.integer(name, default, minimum=DOCKER_MIN_MEMORY_MB, unit="MB")
 
 
-def _database(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeDatabase:
-    reader.reject_unknown(("name", "host", "address", "port", "user", "dbname", "tables",
-                           "schedule", "retainFull", "compression", "rpoMinutes"))
+def _database(reader: ConfigReader, hosts: dict[str, DockerHost], *,
+              on_ecs: bool) -> RuntimeDatabase:
+    reader.reject_unknown(("name", "host", "placement", "address", "port", "user", "dbname",
+                           "tables", "schedule", "retainFull", "compression", "rpoMinutes",
+                           "sizeGiB"))
     tables = reader.strings("tables", pattern=TABLE, allowed=TABLE_ALLOWED)
     if not tables:
         raise ConfigError(reader.key("tables"), "the drill compares row counts: name at least "
@@ -273,25 +328,33 @@ def _database(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeData
     defaults = agent_settings.Database
     database = RuntimeDatabase(
         name=_name(reader),
-        host=_host_ref(reader, hosts, "backup", "a base backup job (writes to S3)"),
+        host=None if on_ecs else _host_ref(reader, hosts, "backup",
+                                           "a base backup job (writes to S3)"),
         address=reader.string("address", required=True,
                               allowed="the database server's host name or address"),
         port=_positive(reader, "port", defaults.port, maximum=MAX_PORT),
         user=reader.string("user", defaults.user),
         dbname=reader.string("dbname", required=True, allowed="a database name"),
         tables=tables,
-        schedule=_cron(reader, "schedule"),
+        schedule=_cron(reader, "schedule", on_ecs=on_ecs),
         retain_full=_positive(reader, "retainFull", defaults.retain_full, maximum=1000),
         compression=reader.choice("compression", agent_settings.COMPRESSION_METHODS,
                                   defaults.compression),
         rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440, maximum=525600, unit="minutes"),
+        size_gib=_size(reader),
     )
     return database
 
 
-def _file_set(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeFileSet:
-    reader.reject_unknown(("name", "host", "paths", "hostname", "tags", "schedule", "keep",
-                           "checkSubset", "rpoMinutes", "drillPick", "drillWindowDays"))
+def _size(reader: ConfigReader) -> int | None:
+    return reader.integer("sizeGiB", unit="GiB")
+
+
+def _file_set(reader: ConfigReader, hosts: dict[str, DockerHost], *,
+              on_ecs: bool) -> RuntimeFileSet:
+    reader.reject_unknown(("name", "host", "placement", "paths", "hostname", "tags", "schedule",
+                           "keep", "checkSubset", "rpoMinutes", "drillPick", "drillWindowDays",
+                           "efs", "sizeGiB"))
     paths = reader.strings("paths", required=True, pattern=_ABSOLUTE_PATH,
                            allowed="an absolute path")
     keep = reader.child("keep")
@@ -301,17 +364,23 @@ def _file_set(reader: ConfigReader, hosts: dict[str, DockerHost]) -> RuntimeFile
                 weekly=_positive(keep, "weekly", defaults.weekly, maximum=520),
                 monthly=_positive(keep, "monthly", defaults.monthly, maximum=1200))
     pick, window = agent_settings.drill_pick(reader, kept)
+    check_subset = agent_settings.check_subset(reader, "checkSubset",
+                                               agent_settings.FileSet.check_subset)
+    if on_ecs:
+        ecs_config.check_subset_on_ecs(reader, check_subset)
     return RuntimeFileSet(
         name=_name(reader),
-        host=_host_ref(reader, hosts, "backup", "a file backup job (writes to S3)"),
+        host=None if on_ecs else _host_ref(reader, hosts, "backup",
+                                           "a file backup job (writes to S3)"),
         paths=paths,
         hostname=reader.string("hostname", required=True, allowed="a host name for restic"),
         tags=reader.strings("tags", allowed="a restic tag (text)"),
-        schedule=_cron(reader, "schedule"),
+        schedule=_cron(reader, "schedule", on_ecs=on_ecs),
         keep=kept,
-        check_subset=agent_settings.check_subset(reader, "checkSubset",
-                                                 agent_settings.FileSet.check_subset),
+        check_subset=check_subset,
         rpo_seconds=60 * _positive(reader, "rpoMinutes", 1440, maximum=525600, unit="minutes"),
         drill_pick=pick,
         drill_window_days=window,
+        efs=ecs_config.efs_volume(reader, paths, on_ecs=on_ecs),
+        size_gib=_size(reader),
     )

@@ -1,7 +1,8 @@
 """Prometheus scrape configuration for the backup runtime, from the same container specs the
 `BackupContainers` component deploys: one job per agent process kind, one target per host that
 runs it (its metrics address and the port the container publishes), labelled with the host's
-name and instance profile."""
+name and instance profile. An exporter on ECS is found through DNS instead: its service
+registers each task's address as an A record in the Cloud Map namespace (`dns_sd_configs`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Final
 import yaml
 
 from components.container_specs import ContainerSpec
+from components.ecs_specs import exporter_service_names
 from components.runtime_settings import RuntimeSettings
 
 # The alert rules and the dashboard select on these job names (monitoring/).
@@ -29,10 +31,19 @@ def scrape_config(runtime: RuntimeSettings, specs: Sequence[ContainerSpec]) -> d
             "targets": [f"{host.metrics_address}:{spec.host_port}"],
             "labels": {"host": host.name, "role": host.profile},
         })
-    return {"scrape_configs": [
-        {"job_name": job, "metrics_path": "/metrics", "static_configs": static}
-        for job, static in groups.items() if static
-    ]}
+    jobs = [{"job_name": job, "metrics_path": "/metrics", "static_configs": static}
+            for job, static in groups.items() if static]
+    if runtime.ecs is not None and runtime.exporter_host is None:
+        service, dns_name = exporter_service_names(runtime.ecs)
+        jobs.append({
+            "job_name": JOB_NAMES["exporter"], "metrics_path": "/metrics",
+            "dns_sd_configs": [{"names": [dns_name], "type": "A",
+                                "port": runtime.metrics_port}],
+            # The labels a static target carries: the alert rules and dashboard read them.
+            "relabel_configs": [{"target_label": "host", "replacement": service},
+                                {"target_label": "role", "replacement": "restore"}],
+        })
+    return {"scrape_configs": jobs}
 
 
 def to_yaml(document: dict[str, Any]) -> str:

@@ -297,6 +297,13 @@ def parse_settings(raw: Mapping[str, Any], *, stack: str) -> StackSettings:
     for reader, database in zip(runtime_reader.items("databases"), runtime.databases,
                                 strict=True):
         _check_against_lifecycle(reader, database, settings.lifecycle)
+    if runtime.ecs is not None and runtime.ecs.image_digest is None and environment == "prod":
+        # No Docker engine here builds or pushes the image: prod's tasks run exactly the image
+        # someone pushed and named, never whatever a tag points at today.
+        raise ConfigError("runtime.ecs.imageDigest", "is required in environment prod when "
+                          "anything has placement: ecs: the task definitions pin the image by "
+                          "digest; allowed: sha256: and 64 of 0-9 a-f, as aws ecr describe-images "
+                          "prints it (imageDetails[].imageDigest)")
     return replace(settings, runtime=runtime)
 
 

@@ -62,9 +62,33 @@ def gaps(expression: str) -> Gaps:
     return found if found is not None else walked_gaps(expression)
 
 
-def gaps_from_fields(expression: str) -> Gaps | None:
-    """`gaps` from croniter's expanded fields, walking days instead of runs; None for what this
-    does not read (a seconds field, L, #) and for days that fire less than every 8 years."""
+@dataclass(frozen=True)
+class _DayRule:
+    """When an expression fires, read from croniter's expanded fields: at the same times on
+    every day it fires on."""
+
+    times: tuple[dt.timedelta, ...]  # times of day, sorted
+    days: frozenset[int] | None  # None: any (the field is *)
+    months: frozenset[int] | None
+    weekdays: frozenset[int] | None  # 0 = Sunday, as cron counts
+
+    @property
+    def every_day(self) -> bool:
+        return self.days is None and self.months is None and self.weekdays is None
+
+    def fires(self, day: dt.date) -> bool:
+        if self.months is not None and day.month not in self.months:
+            return False
+        in_days = self.days is None or day.day in self.days
+        in_weekdays = self.weekdays is None or (day.weekday() + 1) % 7 in self.weekdays
+        # croniter's day rule: with both day fields restricted, a day matching either fires.
+        if self.days is not None and self.weekdays is not None:
+            return in_days or in_weekdays
+        return in_days and in_weekdays
+
+
+def _day_rule(expression: str) -> _DayRule | None:
+    """None for what the fields do not show (a seconds field, L, #)."""
     runs = croniter(expression)
     fields = runs.expanded
     if len(fields) != 5 or runs.nth_weekday_of_month or not all(
@@ -72,24 +96,24 @@ def gaps_from_fields(expression: str) -> Gaps | None:
         return None
     minutes, hours, days, months, weekdays = (
         None if field == ["*"] else frozenset(field) for field in fields)
-    times = sorted(dt.timedelta(hours=hour, minutes=minute)
-                   for hour in (hours if hours is not None else range(24))
-                   for minute in (minutes if minutes is not None else range(60)))
-    # croniter's day rule: with both day fields restricted, a day matching either one fires.
-    either = days is not None and weekdays is not None
+    times = tuple(sorted(dt.timedelta(hours=hour, minutes=minute)
+                         for hour in (hours if hours is not None else range(24))
+                         for minute in (minutes if minutes is not None else range(60))))
+    return _DayRule(times, days, months, weekdays)
 
-    def fires(day: dt.date) -> bool:
-        if months is not None and day.month not in months:
-            return False
-        in_days = days is None or day.day in days
-        in_weekdays = weekdays is None or (day.weekday() + 1) % 7 in weekdays
-        return (in_days or in_weekdays) if either else (in_days and in_weekdays)
 
+def gaps_from_fields(expression: str) -> Gaps | None:
+    """`gaps` from croniter's expanded fields, walking days instead of runs; None for what this
+    does not read (a seconds field, L, #) and for days that fire less than every 8 years."""
+    rule = _day_rule(expression)
+    if rule is None:
+        return None
+    times, fires = rule.times, rule.fires
     found = [later - earlier for earlier, later in itertools.pairwise(times)]
     if len(times) == MAX_RUNS_LISTED_PER_DAY:
         return Gaps(min(found), max(found))
     span = times[-1] - times[0]
-    if days is None and months is None and weekdays is None:  # every day: one gap overnight
+    if rule.every_day:  # one gap, overnight
         return Gaps(min([*found, DAY - span]), max([*found, DAY - span]))
     day, end, limit = SAMPLE_START.date(), SAMPLE_START + SAMPLE_DAYS * DAY, 8 * 366
     while not fires(day):
@@ -140,3 +164,19 @@ def interval_days(expression: str) -> int:
     """How many days apart the runs are at worst: the longest gap in whole days, rounded up (a
     daily backup is 1, `0 2 31 * *` 61)."""
     return max(1, math.ceil(gaps(expression).longest / DAY))
+
+
+def yearly_runs(expression: str) -> int:
+    """How often the expression fires in the year (365 days) from `SAMPLE_START`: the days it
+    fires on times its runs per day when croniter's fields show them, else run by run."""
+    check(expression)
+    rule = _day_rule(expression)
+    if rule is not None:
+        start = SAMPLE_START.date()
+        return len(rule.times) * sum(rule.fires(start + offset * DAY) for offset in range(365))
+    runs = croniter(expression, SAMPLE_START - dt.timedelta(seconds=1))
+    end = SAMPLE_START + 365 * DAY
+    count = 0
+    while _next(runs) < end:
+        count += 1
+    return count

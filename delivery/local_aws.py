@@ -1,13 +1,24 @@
 """`python -m delivery.local_aws -H 127.0.0.1 -p PORT`: the moto server of the local stack.
 
-Stock `moto_server` (moto 5.2.1) with two fixes, both in moto/s3 and both hit by this stack:
-- PutBucketLogging answers 500 when the target bucket's policy has a statement whose
+Stock `moto_server` (moto 5.2.1) with four fixes, each hit by this stack:
+- S3: an object request (GetObject, PutObject, DeleteObject, DeleteObjects) is answered 403 when
+  the bucket policy has a statement with a Condition for that action, whatever its effect:
+  moto evaluates no condition there (it passes no request context) and takes the unmet one as
+  a Deny. Every backup bucket here has the TLS-only Denies on s3:*, so no object
+  could be read or written. Here such a request is checked against the policy's statements
+  without a Condition only; the conditions are IAM's to evaluate (the compliance review's
+  evaluator), not moto's.
+- S3: PutBucketLogging answers 500 when the target bucket's policy has a statement whose
   Principal is the string "*" (moto calls `.get` on it): every log bucket here has the TLS
   Denies, so logging could never be configured.
-- GetBucketReplication answers with a fixed `DeleteMarkerReplication: Disabled` and
+- S3: GetBucketReplication answers with a fixed `DeleteMarkerReplication: Disabled` and
   `Filter: {Prefix: ""}` and drops `SourceSelectionCriteria`, whatever was stored; the smoke
   check compares exactly those members. Here S3 answers with the rules it stored, as AWS does.
-Everything else is stock moto_server. tests/delivery shows both bugs on stock moto.
+- ECS: RunTask answers 500 for a task definition whose container has neither `memory` nor
+  `memoryReservation` (moto adds None to its sum), which Fargate allows when the task sets
+  its memory, as every task definition here does. Here such a container counts as 0 MiB;
+  the sum only places tasks on EC2 container instances, which Fargate has none of.
+Everything else is stock moto_server. tests/delivery shows each bug on stock moto.
 """
 
 from __future__ import annotations
@@ -19,11 +30,23 @@ from typing import Any
 
 from moto import server
 from moto.core.responses import ActionResult
+from moto.ecs.models import EC2ContainerServiceBackend
+from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.s3.exceptions import ReplicationConfigurationNotFoundError
 from moto.s3.models import FakeBucket
 from moto.s3.responses import S3Response
 
 _stock_log_permissions = FakeBucket._log_permissions_enabled_policy
+
+
+def unconditional_permission(bucket: FakeBucket, action: str, resource: str) -> Any:
+    """moto's own object-request check, shown the statements without a Condition."""
+    if bucket.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(bucket.policy.decode())
+    statements = [s for s in document["Statement"] if "Condition" not in s]
+    return IAMPolicy(json.dumps({**document, "Statement": statements})).is_action_permitted(
+        action, resource)
 
 
 def log_permissions(target_bucket: FakeBucket, target_prefix: str | None) -> bool:
@@ -51,9 +74,23 @@ def stored_replication(self: S3Response) -> Any:
     return self.serialized(ActionResult(result))
 
 
+_stock_task_requirements = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+
+def task_requirements(task_definition: Any) -> dict[str, Any]:
+    """moto's own sum, shown a container without memory or memoryReservation as 0 MiB."""
+    containers = [definition if {"memory", "memoryReservation", "Memory", "MemoryReservation"}
+                  & definition.keys() else {**definition, "memory": 0}
+                  for definition in task_definition.container_definitions]
+    return _stock_task_requirements(SimpleNamespace(container_definitions=containers))
+
+
 def main(argv: list[str] | None = None) -> None:
     FakeBucket._log_permissions_enabled_policy = staticmethod(log_permissions)
+    FakeBucket.get_permission = unconditional_permission
     S3Response.get_bucket_replication = stored_replication
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(
+        task_requirements)
     server.main(argv)
 
 

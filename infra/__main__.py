@@ -6,6 +6,7 @@ import pulumi_aws as aws
 from components.backup_containers import BackupContainers, read_runtime_secrets
 from components.backup_store import BackupStore
 from components.container_specs import container_specs
+from components.ecs_runtime import EcsCluster, EcsJobs
 from components.github_oidc import GitHubOidc
 from components.host_outputs import host_settings
 from components.organization_guard import OrganizationGuard
@@ -23,7 +24,13 @@ runtime_secrets = read_runtime_secrets(pulumi.Config(), stack_config) if setting
     else None
 
 account_id = aws.get_caller_identity_output().account_id
-store = BackupStore("backup", settings, account_id=account_id)
+ecs_settings = settings.runtime.ecs if settings.runtime else None
+# The ECS placement's cluster, paging rule and task roles come first: the bucket, key and topic
+# policies name them.
+cluster = EcsCluster("ecs", settings, account_id=account_id) if ecs_settings else None
+store = BackupStore("backup", settings, account_id=account_id,
+                    task_roles=cluster.task_roles if cluster else None,
+                    task_events_rule_arn=cluster.task_failures.arn if cluster else None)
 
 # Buckets, as the hosts and the post-deploy smoke check (delivery/smoke_check.py) need them.
 pulumi.export("buckets", {
@@ -34,13 +41,36 @@ pulumi.export("buckets", {
 pulumi.export("alertTopicArn", store.alerts.topic.arn)
 pulumi.export("roleArns", {purpose: role.arn for purpose, role in store.roles.host_roles.items()})
 pulumi.export("hosts", host_settings(settings))
-# Every KMS key of the stack: the CI roles and the organization guard name them.
+# The store's KMS keys: the CI roles and the organization guard name them.
 key_arns = [*(b.key_arn for b in (store.primary, store.replica) if b), store.alerts.key.arn]
 
+jobs = EcsJobs("ecs-jobs", settings, account_id=account_id, cluster=cluster,
+               alert_topic_arn=store.alerts.topic.arn, secrets=runtime_secrets) \
+    if cluster is not None else None
+if jobs is not None:
+    # What an operator needs to run a job by hand (docs/runtime.md, ECS placement), and the
+    # live names and ARNs the smoke check compares (delivery/smoke_check.py).
+    pulumi.export("ecs", {
+        "clusterArn": cluster.cluster.arn,
+        "taskDefinitionArns": {kind: td.arn for kind, td in jobs.task_definitions.items()},
+        "scheduleNames": jobs.schedule_names,
+        "repositoryUrl": jobs.repository.repository_url,
+        "taskRoleArns": {purpose: role.arn for purpose, role in cluster.task_roles.items()},
+        "keyArn": jobs.key.arn,
+        "secretArns": jobs.secret_arns,
+        "deadLetterQueueUrl": jobs.dead_letters.url,
+        "taskFailuresRule": cluster.task_failures.name,
+    })
+
 if settings.github is not None:
+    # The CI roles also name the ECS placement's key and the exporter's Cloud Map service.
     github = GitHubOidc(
-        "github", settings, account_id=account_id, key_arns=key_arns,
+        "github", settings, account_id=account_id,
+        key_arns=[*key_arns, *([jobs.key.arn] if jobs else [])],
         topic_arn=store.alerts.topic.arn,
+        alarm_names=[alarm.name for alarm in store.alerts.alarms],
+        discovery_service_arn=jobs.discovery_service.arn
+        if jobs and jobs.discovery_service else None,
     )
     pulumi.export("githubRoleArns", {purpose: role.arn for purpose, role in github.roles.items()})
 

@@ -1,5 +1,6 @@
 """`python -m review.costs --stack prod [--postgres-gb-per-day 50 ...]`: the monthly cost of a
-stack's buckets for your own volumes (compliance.costs), printed as Markdown."""
+stack's buckets for your own volumes, and of its ECS jobs on Fargate (compliance.costs),
+printed as Markdown."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--restic-retention-days", type=int,
                         default=Volumes.restic_retention_days)
     args = parser.parse_args(argv)
-    run, _ = run_stack(ROOT, args.stack)
+    run, settings = run_stack(ROOT, args.stack)
     volumes = Volumes(args.postgres_gb_per_day, args.files_gb_per_day, args.object_mb,
                       args.restic_retention_days)
-    print("\n".join(as_markdown(cost_model(from_recorded(run.resources), volumes))))
+    model = cost_model(from_recorded(run.resources), volumes, runtime=settings.runtime)
+    print("\n".join(as_markdown(model)))
     return 0
 
 

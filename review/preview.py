@@ -1,8 +1,9 @@
 """`python -m review.preview [--stack prod]`: the offline preview, no CLI, no credentials.
 
 Writes every generated document as pretty, stable JSON plus summary.md to `preview/<stack>/`,
-the compliance review (compliance.md + compliance.json, see compliance/report.py) and, for a
-stack with a runtime, the Prometheus scrape configuration (monitoring/scrape-configs.yml).
+the stack outputs (outputs.json), the compliance review (compliance.md + compliance.json, see
+compliance/report.py) and, for a stack with a runtime, the Prometheus scrape configuration
+(monitoring/scrape-configs.yml).
 Exit status: 0 done, 2 an unusable stack file or invalid configuration (one line `error:
 <key>: <what is wrong>; allowed: ...`; nothing is declared, nothing written), 3 a mandatory
 compliance control fails without a waiver (the documents are still written).
@@ -32,19 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     from components.container_specs import container_specs
     from components.scrape_config import scrape_config, to_yaml
     from review.inventory import from_recorded
-    from review.render import render_documents, summary, to_text
+    from review.render import OUTPUTS_DOCUMENT, render_documents, summary, to_text
     from review.stack_config import run_stack
 
     out = args.out or args.project_dir / "preview" / args.stack
     try:
         run, settings = run_stack(args.project_dir, args.stack)
-        report = build_report(args.stack, from_recorded(run.resources), settings.waivers)
+        report = build_report(args.stack, from_recorded(run.resources), settings.waivers,
+                              runtime=settings.runtime)
     except InvalidSetting as error:  # a StackFileError or a ConfigError
         print(f"error: {error}", file=sys.stderr)
         return 2
     if out.exists():
         shutil.rmtree(out)
     documents = {path: to_text(document) for path, document in render_documents(run).items()}
+    documents[OUTPUTS_DOCUMENT] = to_text(run.outputs)
     if settings.runtime is not None:
         documents[SCRAPE_CONFIG] = to_yaml(scrape_config(settings.runtime,
                                                          container_specs(settings)))

@@ -28,6 +28,19 @@ from components.layout import PROJECT
 # AWS's documentation placeholder account: never a real one.
 PLACEHOLDER_ACCOUNT_ID: Final = "111122223333"
 STACK_TYPE: Final = "pulumi:pulumi:Stack"
+# The ECS placement's resources, by type: their ARN's service and resource part (from the name,
+# or a task definition's family at revision 1), as AWS forms them.
+NAMED_ARNS: Final = {
+    "aws:ecs/cluster:Cluster": ("ecs", "cluster/{name}"),
+    "aws:ecs/taskDefinition:TaskDefinition": ("ecs", "task-definition/{name}:1"),
+    "aws:cloudwatch/eventRule:EventRule": ("events", "rule/{name}"),
+    "aws:cloudwatch/logGroup:LogGroup": ("logs", "log-group:{name}"),
+    "aws:ecr/repository:Repository": ("ecr", "repository/{name}"),
+    "aws:secretsmanager/secret:Secret": ("secretsmanager", "secret:{name}-AbCdEf"),
+    "aws:sqs/queue:Queue": ("sqs", "{name}"),
+    "aws:scheduler/scheduleGroup:ScheduleGroup": ("scheduler", "schedule-group/{name}"),
+    "aws:servicediscovery/service:Service": ("servicediscovery", "service/srv-{name}"),
+}
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,19 @@ class PlaceholderCloud(pulumi.runtime.Mocks):
                 f"arn:aws:iam::{PLACEHOLDER_ACCOUNT_ID}:instance-profile/{resource_id}")
         elif args.typ == "aws:sns/topic:Topic":
             outputs["arn"] = f"arn:aws:sns:{region}:{PLACEHOLDER_ACCOUNT_ID}:{inputs['name']}"
+        elif args.typ in NAMED_ARNS:
+            service, resource = NAMED_ARNS[args.typ]
+            name = inputs.get("family") or inputs["name"]
+            outputs["arn"] = (f"arn:aws:{service}:{region}:{PLACEHOLDER_ACCOUNT_ID}:"
+                              + resource.format(name=name))
+            if args.typ == "aws:ecs/taskDefinition:TaskDefinition":
+                outputs["arnWithoutRevision"] = outputs["arn"].removesuffix(":1")
+            elif args.typ == "aws:ecr/repository:Repository":
+                outputs["repositoryUrl"] = (f"{PLACEHOLDER_ACCOUNT_ID}.dkr.ecr.{region}"
+                                            f".amazonaws.com/{name}")
+            elif args.typ == "aws:sqs/queue:Queue":
+                outputs["url"] = (f"https://sqs.{region}.amazonaws.com/{PLACEHOLDER_ACCOUNT_ID}"
+                                  f"/{name}")
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:

@@ -15,6 +15,9 @@ from components.organization_guard import RCP_COMPONENT, SCP_COMPONENT
 from review.recording import RecordedResource, StackRun
 
 Renderer = Callable[[dict[str, Any]], Any]
+# The stack outputs as the preview shows them (`pulumi stack output --json` with placeholders):
+# the smoke check pairs them with the live outputs to replace what only AWS can name.
+OUTPUTS_DOCUMENT: Final = "outputs.json"
 
 
 def _policy(field: str) -> Renderer:
@@ -39,6 +42,60 @@ def _alarm(inputs: dict[str, Any]) -> dict[str, Any]:
     # As `aws cloudwatch describe-alarms` prints it.
     document = from_pulumi_inputs({k: v for k, v in inputs.items() if k != "region"})
     return _renamed(document, {"Name": "AlarmName", "OkActions": "OKActions"})
+
+
+def _as_recorded(value: Any) -> Any:
+    """Recorded inputs in the API's own camelCase (ECS), whole numbers as ints."""
+    if isinstance(value, dict):
+        return {key: _as_recorded(item) for key, item in value.items() if key != "region"}
+    if isinstance(value, list):
+        return [_as_recorded(item) for item in value]
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _task_definition(inputs: dict[str, Any]) -> dict[str, Any]:
+    # As `aws ecs describe-task-definition` prints its `taskDefinition`: containerDefinitions is
+    # JSON text in the inputs, and the API spells pulumi-aws's sizeInGib "sizeInGiB".
+    document = _as_recorded(inputs)
+    storage = document.pop("ephemeralStorage")
+    return {**document, "containerDefinitions": json.loads(inputs["containerDefinitions"]),
+            "ephemeralStorage": {"sizeInGiB": storage["sizeInGib"]}}
+
+
+def _cluster(inputs: dict[str, Any]) -> dict[str, Any]:
+    # As `aws ecs describe-clusters --include SETTINGS` prints the cluster's configuration.
+    return {"clusterName": inputs["name"], "settings": inputs["settings"]}
+
+
+def _schedule(inputs: dict[str, Any]) -> dict[str, Any]:
+    """As `aws scheduler get-schedule` prints it: Scheduler's PascalCase names, the ECS target's
+    network configuration under `awsvpcConfiguration` and its public IP as DISABLED/ENABLED."""
+    document = from_pulumi_inputs({k: v for k, v in inputs.items() if k != "region"})
+    parameters = document["Target"]["EcsParameters"]
+    network = parameters.pop("NetworkConfiguration")
+    public_ip = "ENABLED" if network.pop("AssignPublicIp") else "DISABLED"
+    parameters["NetworkConfiguration"] = {
+        "awsvpcConfiguration": {**network, "AssignPublicIp": public_ip}}
+    return document
+
+
+# pulumi-aws `aws.sqs.Queue` arguments → SQS attribute names (`get-queue-attributes`).
+QUEUE_ATTRIBUTES: Final = {
+    "kmsMasterKeyId": "KmsMasterKeyId",
+    "kmsDataKeyReusePeriodSeconds": "KmsDataKeyReusePeriodSeconds",
+    "messageRetentionSeconds": "MessageRetentionPeriod",
+}
+
+
+def _queue_attributes(inputs: dict[str, Any]) -> dict[str, str]:
+    # SQS answers every attribute as a string.
+    return {QUEUE_ATTRIBUTES[key]: str(_as_recorded(value)) for key, value in inputs.items()
+            if key not in ("name", "region")}
+
+
+def _event_target(inputs: dict[str, Any]) -> dict[str, Any]:
+    # As `aws events list-targets-by-rule` prints each target.
+    return {"Id": inputs["targetId"], "Arn": inputs["arn"]}
 
 
 RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
@@ -67,6 +124,14 @@ RENDERERS: Final[dict[str, tuple[str, Renderer]]] = {
         "", _picked("LoggingEnabled", ("targetBucket", "targetPrefix"))),
     "aws:s3/bucketNotification:BucketNotification": ("", _notification),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("", _alarm),
+    # The ECS placement (components/ecs_runtime.py). Secret versions are never rendered.
+    "aws:ecs/cluster:Cluster": ("", _cluster),
+    "aws:ecs/taskDefinition:TaskDefinition": ("", _task_definition),
+    "aws:scheduler/schedule:Schedule": ("", _schedule),
+    "aws:cloudwatch/eventRule:EventRule": ("event-pattern", _policy("eventPattern")),
+    "aws:cloudwatch/eventTarget:EventTarget": ("", _event_target),
+    "aws:sqs/queue:Queue": ("attributes", _queue_attributes),
+    "aws:sqs/queuePolicy:QueuePolicy": ("", _policy("policy")),
     # Rendered for the management account, not deployed (components/organization_guard.py).
     RCP_COMPONENT: ("", _policy("content")),
     SCP_COMPONENT: ("", _policy("content")),

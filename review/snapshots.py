@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from compliance.report import WaiverLike
+from components.runtime_settings import RuntimeSettings
 from review.stack_config import ROOT
 
 SNAPSHOTS: Final = ROOT / "snapshots"
 
 
-def snapshot_files(run: Any, stack: str, waivers: Sequence[WaiverLike]) -> dict[str, str]:
+def snapshot_files(run: Any, stack: str, waivers: Sequence[WaiverLike],
+                   runtime: RuntimeSettings | None = None) -> dict[str, str]:
     """Relative path → text: every policy document of the run, compliance.md and .json."""
     import json
 
@@ -32,7 +34,7 @@ def snapshot_files(run: Any, stack: str, waivers: Sequence[WaiverLike]) -> dict[
 
     files = {path: to_text(document) for path, document in render_documents(run).items()
              if isinstance(document, dict) and "Statement" in document}
-    report = build_report(stack, from_recorded(run.resources), waivers)
+    report = build_report(stack, from_recorded(run.resources), waivers, runtime=runtime)
     files["compliance.md"] = to_markdown(report)
     files["compliance.json"] = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
     return dict(sorted(files.items()))
@@ -42,7 +44,7 @@ def render_stack(stack: str, project_dir: Path = ROOT) -> dict[str, str]:
     from review.stack_config import run_stack
 
     run, settings = run_stack(project_dir, stack)
-    return snapshot_files(run, stack, settings.waivers)
+    return snapshot_files(run, stack, settings.waivers, settings.runtime)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

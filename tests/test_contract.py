@@ -223,3 +223,25 @@ def test_what_the_fields_do_not_read_is_walked(expression):
     ("0 2 1 */3 *", 92)])
 def test_the_schedule_interval_is_the_longest_gap_rounded_up_to_days(expression, days):
     assert schedule.interval_days(expression) == days
+
+
+@pytest.mark.parametrize(("expression", "runs"), [
+    ("0 2 * * *", 365), ("0 */6 * * *", 1460), ("0 2 * * 0", 52), ("0 2 1 * *", 12),
+    ("0 2 31 * *", 7), ("0 2 * * 1-5", 261), ("0 0 29 2 *", 0), ("0 2 L * *", 12),
+    ("0 2 * * 5#2", 12)])
+def test_yearly_runs_count_the_firings_in_365_days(expression, runs):
+    # 2026 starts on a Thursday: 52 Sundays, 261 weekdays; 29 February is in 2028.
+    assert schedule.yearly_runs(expression) == runs
+
+
+# Every minute is left out: listing its half a million runs takes croniter seconds.
+@pytest.mark.parametrize("expression", [c for c in FIELD_CASES if c != "* * * * *"])
+def test_yearly_runs_from_the_fields_are_the_runs_croniter_lists(expression):
+    from croniter import croniter
+
+    end = schedule.SAMPLE_START + 365 * schedule.DAY
+    runs = croniter(expression, schedule.SAMPLE_START - dt.timedelta(seconds=1))
+    listed = 0
+    while runs.get_next(dt.datetime) < end:
+        listed += 1
+    assert schedule.yearly_runs(expression) == listed

@@ -3,41 +3,28 @@ refused by key, with its reason. Limits and where they come from are in docs/run
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
 import pytest
-import yaml
 
 from components import container_specs
 from components.config_reader import ConfigError
 from components.settings import parse_settings
-from tests.support import ROOT
+from tests.support import changed as support_changed
+from tests.support import project_config
 
 PROJECT = "biometrics-backup"
-_DELETE = object()
 
 
 def prod() -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    return {key.removeprefix(f"{PROJECT}:"): value for key, value in document.items()
-            if key.startswith(f"{PROJECT}:")}
+    return project_config("prod")
 
 
 def changed(**changes: Any) -> dict[str, Any]:
     """prod with values replaced; keys are paths like runtime__databases__0__port."""
-    raw = copy.deepcopy(prod())
-    for path, value in changes.items():
-        *parents, last = path.split("__")
-        target = raw
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
-        if value is _DELETE:
-            del target[last]
-        else:
-            target[int(last) if last.isdigit() else last] = value
-    return raw
+    return support_changed(prod(), {path.replace("__", "."): value
+                                    for path, value in changes.items()})
 
 
 def refused(raw: dict[str, Any]) -> ConfigError:
@@ -224,7 +211,7 @@ def schedule_key(key: str) -> str:
     ("*/15 * * * *", "the text '*/15 * * * *' runs again after 15 min; allowed: runs at least "
      "1 h and at most 31 day(s) apart"),
     ("0 2 * * * *", "the text '0 2 * * * *' has 6 fields; allowed: five (minute hour "
-     "day-of-month month day-of-week, UTC)"),
+     "day-of-month month day-of-week; UTC on a host, runtime.ecs.timezone on ECS)"),
 ])
 def test_schedules_that_never_or_rarely_or_too_often_fire_are_refused_alike(key, expression,
                                                                              problem):

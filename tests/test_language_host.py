@@ -41,11 +41,14 @@ def test_preview_cli_writes_documents(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "review.preview", "--stack", "prod", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == f"77 resources, 49 documents written to {out}"
+    assert result.stdout.strip() == f"77 resources, 50 documents written to {out}"
     assert "objects stay 60 days in GLACIER" in result.stderr
     policy = json.loads((out / "backup-primary/policy.json").read_text())
     assert [s["Sid"] for s in policy["Statement"]][:2] == ["EnforceSSL", "DenyOutdatedTLS"]
     summary = (out / "summary.md").read_text()
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["buckets"]["primary"]["bucket"] == "biometrics-backups"
+    assert "```json\n" + json.dumps(outputs, indent=2, sort_keys=True) + "\n```" in summary
     assert "`aws:s3/bucket:Bucket` **backup-primary-bucket** (region eu-central-1, protected)" \
         in summary
     scrape = out / "monitoring/scrape-configs.yml"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -20,7 +19,7 @@ from components.settings import (
     parse_settings,
 )
 from review.recording import StackRun, run_program
-from tests.support import ROOT, stack_config
+from tests.support import DELETE, ROOT, changed, stack_config
 
 PROD: dict[str, Any] = {
     "environment": "prod",
@@ -42,20 +41,7 @@ PROD: dict[str, Any] = {
 
 def with_change(path: str, value: Any) -> dict[str, Any]:
     """PROD with one value replaced; `path` like "lifecycle.tiers[0].transitions[1].days"."""
-    raw = copy.deepcopy(PROD)
-    parts = re.findall(r"[^.\[\]]+", path)
-    target: Any = raw
-    for part in parts[:-1]:
-        target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
-    last = parts[-1]
-    if value is _DELETE:
-        del target[last]
-    else:
-        target[int(last) if last.isdigit() else last] = value
-    return raw
-
-
-_DELETE = object()
+    return changed(PROD, {path: value})
 
 
 def test_prod_values_parse_into_typed_settings():
@@ -142,7 +128,7 @@ def test_subscribers_and_break_glass_are_parsed():
         ("objectLock.mode", "STRICT",
          "biometrics-backup:objectLock.mode: got the text 'STRICT'; allowed: COMPLIANCE, "
          "GOVERNANCE"),
-        ("primary.bucketName", _DELETE,
+        ("primary.bucketName", DELETE,
          "biometrics-backup:primary.bucketName: is required; allowed: 3-51 characters of a-z, "
          "0-9 and '-' (no dots: "),
         ("replica.bucketName", "Biometrics_Backups",
@@ -303,10 +289,19 @@ def test_prod_warnings_reach_the_engine_log(prod):
         "below its 90-day minimum; each object is billed an early-deletion fee for 30 more days",
         GUARD_WARNING,
         # Pulumi.prod.yaml holds no secrets: the offline preview shows placeholders instead.
-        *(f"biometrics-backup:{key} is not set; the preview uses a placeholder (pulumi config "
-          "set --secret before pulumi up)"
-          for key in ("resticPassword", "databasePasswords.biometrics", "webhookUrl")),
+        "biometrics-backup: 3 runtime secret(s) not set, the preview uses a placeholder for "
+        "each: databasePasswords.biometrics, resticPassword, webhookUrl (pulumi config set "
+        "--secret before pulumi up)",
     ]
+
+
+def test_missing_secrets_are_one_warning_naming_each(stack_run):
+    """The scale stack (50 databases, no secrets in its file): one line, keys sorted."""
+    keys = sorted([*(f"databasePasswords.tenant{i:02d}" for i in range(1, 51)),
+                   "resticPassword", "webhookUrl"])
+    assert [w for w in stack_run("scale").warnings if "secret" in w] == [
+        "biometrics-backup: 52 runtime secret(s) not set, the preview uses a placeholder for "
+        f"each: {', '.join(keys)} (pulumi config set --secret before pulumi up)"]
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,11 @@ class JobFailed(Exception):
     """A job, tool or check failed: exit 1 with this one line."""
 
 
+class JobSkipped(Exception):
+    """Another run of the job is still running (an ECS task's overlap guard): this one did
+    nothing; exit `contract.tasks.SKIPPED_EXIT` with this one line."""
+
+
 def readable_file(setting: str, path: str | None, what: str) -> None:
     allowed = f"allowed: a readable file with {what}"
     if path is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from backup_agent import schedule, tools
+from backup_agent import schedule, task, tools
 from backup_agent.commands.host import JobFailed, UsageError, check_job
 from contract.agent_settings import AgentSettings
 from contract.jobs import Job
@@ -39,8 +39,10 @@ def handle(settings: AgentSettings, args: argparse.Namespace) -> int:
     for job in jobs:
         check_job(settings, job)
     for job in jobs:
-        try:
-            print(schedule.job_runner(settings, job)())
-        except Exception as error:  # reported as one line naming the job
-            raise JobFailed(f"{job}: {tools.describe_failure(error)}") from error
+        with task.job_run(settings, job) as run:
+            try:
+                run.summary = schedule.job_runner(settings, job)()
+            except Exception as error:  # reported as one line naming the job
+                raise JobFailed(f"{job}: {tools.describe_failure(error)}") from error
+            print(run.summary)
     return 0

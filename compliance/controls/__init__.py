@@ -10,6 +10,7 @@ from compliance.controls import topic  # noqa: F401
 from compliance.controls import guard  # noqa: F401
 from compliance.controls import keys  # noqa: F401
 from compliance.controls import containers  # noqa: F401
+from compliance.controls import ecs  # noqa: F401
 # isort: on
 from compliance.controls.documents import lint
 from compliance.controls.registry import (

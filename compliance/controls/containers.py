@@ -27,23 +27,23 @@ from contract.layout import (
     POSTGRES_PREFIX,
 )
 
-_STATIC_KEY_NAMES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
-_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_KEY|API_KEY|CREDENTIALS?)$")
+STATIC_KEY_NAMES: Final = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+ACCESS_KEY: Final = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
+SECRET_NAME: Final = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIALS?)$")
 
 
 def _credential_problems(container: ContainerView) -> list[str]:
     problems = []
     for name, value in container.env().items():
-        if name in _STATIC_KEY_NAMES:
+        if name in STATIC_KEY_NAMES:
             problems.append(f"env {name} (static AWS credentials)")
-        elif _ACCESS_KEY.search(value):
+        elif ACCESS_KEY.search(value):
             problems.append(f"env {name} holds an AWS access key id")
-        elif _SECRET_NAME.search(name) and value:
+        elif SECRET_NAME.search(name) and value:
             problems.append(f"env {name} holds a plaintext secret (use a *_FILE mount)")
     for index, _ in enumerate(container.resource.get("uploads", default=[]) or []):
         content = container.resource.get("uploads", index, "content") or ""
-        if _ACCESS_KEY.search(str(content)) or "aws_secret_access_key" in str(content):
+        if ACCESS_KEY.search(str(content)) or "aws_secret_access_key" in str(content):
             problems.append(f"upload {container.resource.get('uploads', index, 'file')} holds "
                             "AWS credentials")
     return problems

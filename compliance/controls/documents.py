@@ -77,16 +77,23 @@ def _no_wildcards(policy: PolicyDocument, inventory: Inventory) -> Verdict:
         for resource in as_list(statement.get("Resource")):
             if not _wildcard_resource(str(resource), key_policy=policy.is_key_policy):
                 continue
-            if resource == "*" and all(_resource_star_only(a) for a in actions):
+            if resource == "*" and (all(_resource_star_only(a) for a in actions)
+                                    or _condition_scoped(statement)):
                 unscoped.append(sid)
                 continue
             return failed(f"{sid}: wildcard resource {resource!r}", [sid])
     notes = [" (Resource \"*\" in a key policy is the key itself)"] if policy.is_key_policy else []
     if unscoped:
         notes.append(f" (Resource \"*\" in {', '.join(unscoped)}: actions AWS cannot scope to "
-                     "a resource)")
+                     "a resource, or scoped by their condition key)")
     return passed(f"{len(allows)} Allow statement(s) name actions and resources{''.join(notes)}",
                   [str(s.get("Sid", "?")) for s in allows])
+
+
+def _condition_scoped(statement: dict[str, Any]) -> bool:
+    from compliance.lint import condition_scoped  # imported there with parliament
+
+    return condition_scoped(statement)
 
 
 def _resource_star_only(action: str) -> bool:
@@ -109,4 +116,10 @@ def _wildcard_resource(resource: str, *, key_policy: bool) -> bool:
     # resource itself (arn:aws:s3:::*).
     parts = resource.split(":", 5)
     head = parts[5].split("/", 1)[0] if len(parts) == 6 else resource
+    # The ARN form resource-type:resource-id (IAM User Guide, "Amazon Resource Names"), e.g.
+    # alarm:<name>: a wildcard after a literal prefix of the name scopes names (alarm:stack-*),
+    # one at its start widens it to every resource of the type (alarm:*).
+    kind, colon, name = head.partition(":")
+    if colon and kind and name and not any(c in kind + name[0] for c in "*?"):
+        return any("*" in p for p in parts[:5])
     return "*" in head or "?" in head or any("*" in p for p in parts[:5])

@@ -57,9 +57,14 @@ def _topic_publishers(topic: Declared, inventory: Inventory) -> list[tuple[str, 
             found += [(str(service), context) for service in services
                       if statement.get("Effect") == "Allow"]
     account = inventory.account_id() or "000000000000"
-    if any(target.get("arn") == _topic_arn(topic, inventory)
-           for target in inventory.of_type(EVENT_TARGET)):
-        found.append(("events.amazonaws.com", {"aws:SourceAccount": account}))
+    # A rule publishes with its own ARN as aws:SourceArn (Amazon SNS Developer Guide, "Enable
+    # compatibility between event sources from AWS services and encrypted topics").
+    found += [("events.amazonaws.com", {
+        "aws:SourceArn": f"arn:aws:events:{target.get('region')}:{account}:rule/"
+                         f"{target.get('rule')}",
+        "aws:SourceAccount": account})
+        for target in inventory.of_type(EVENT_TARGET)
+        if target.get("arn") == _topic_arn(topic, inventory)]
     return found
 
 

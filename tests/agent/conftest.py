@@ -6,6 +6,7 @@ AWS credentials are dummies for moto, set only in this test process's environmen
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -22,13 +23,14 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 
-from backup_agent import config, files
-from contract.agent_settings import AgentSettings
+from backup_agent import config, files, task
+from contract.agent_settings import SETTINGS_VARIABLE, AgentSettings, to_json
 from contract.layout import RESTIC_PREFIX
 from tests.conftest import required_tool
+from tests.support import changed, project_config
 from tests.support.restic_key import cheap_key_file
+from tests.support.task_endpoints import metadata_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_WALG = ROOT / "tests" / "fakes" / "wal-g"
@@ -236,6 +238,31 @@ def agent_settings(moto_endpoint: str, bucket: str, shared_dir: Path,
     return settings_maker(moto_endpoint, bucket, shared_dir, fake_walg)
 
 
+def make_tree(root: Path, files_count: int = 20) -> dict[str, bytes]:
+    """A tree of random files under root/uploads and root/config; path -> content."""
+    contents = {}
+    for index in range(files_count):
+        sub = root / ("uploads" if index % 2 else "config")
+        sub.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(1000 + index * 37)
+        (sub / f"file-{index}.bin").write_bytes(data)
+        contents[str(sub / f"file-{index}.bin")] = data
+    return contents
+
+
+def file_set_data(source: Path) -> dict:
+    """Settings keys for one file set `app` over `make_tree(source)`, placed here."""
+    return {
+        "fileSets": [{
+            "name": "app", "paths": [str(source / "uploads"), str(source / "config")],
+            "tags": ["production", "automated"], "hostname": "app-files",
+            "keep": {"daily": 7, "weekly": 4, "monthly": 6}, "checkSubset": "100%",
+            "schedule": "0 3 * * *", "rpoSeconds": 86400,
+        }],
+        "jobs": ["files:app"],
+    }
+
+
 def copy_bucket(s3: Any, source: str, target: str) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source):
         for item in page.get("Contents", []):
@@ -274,19 +301,85 @@ def restic_repository(restic_template: str, s3: Any, bucket: str) -> str:
 # --- the prod stack file with runtime values changed -----------------------------------------
 
 def raw_prod() -> dict[str, Any]:
-    document = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    return {key.split(":", 1)[1]: value for key, value in document.items()
-            if key.startswith("biometrics-backup:")}
+    return project_config("prod")
 
 
 def with_runtime(**changes: Any) -> dict[str, Any]:
-    raw = raw_prod()
-    runtime = json.loads(json.dumps(raw["runtime"]))
-    for path, value in changes.items():
-        target = runtime
-        *parents, last = path.split(".")
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target[part]
-        target[last] = value
-    raw["runtime"] = runtime
-    return raw
+    """prod with runtime values replaced; keys are paths like databases.0.port."""
+    return changed(raw_prod(), {f"runtime.{path}": value for path, value in changes.items()})
+
+
+# --- ECS tasks: moto's ECS and CloudWatch, a task metadata endpoint -------------------------
+
+# The variable the task definitions name for the restic password.
+SECRET_VARIABLE = "BACKUP_AGENT_SECRET_RESTIC_PASSWORD"
+
+
+@pytest.fixture
+def ecs(moto_endpoint):
+    return boto3.client("ecs", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def cloudwatch(moto_endpoint):
+    return boto3.client("cloudwatch", endpoint_url=moto_endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def cluster(ecs):
+    name = f"backup-{uuid.uuid4().hex[:8]}"
+    ecs.create_cluster(clusterName=name)
+    return name
+
+
+def start_tasks(ecs: Any, cluster: str, group: str | None, count: int = 1) -> list[str]:
+    """`count` tasks started by one RunTask in `group` (None: ECS's default, the family), their
+    ARNs sorted. The task definition
+    has the default network mode: moto 5.2.1's run_task fails on an awsvpc network
+    configuration (AttributeError: 'NetworkInterface' object has no attribute
+    'private_dns_name'); the guard reads only the ARN, group, desiredStatus and createdAt."""
+    definition = ecs.register_task_definition(family=f"{cluster}-agent", containerDefinitions=[
+        {"name": "backup-agent", "image": "backup-agent", "cpu": 256, "memory": 512}])
+    tasks = ecs.run_task(cluster=cluster, launchType="FARGATE", count=count,
+                         taskDefinition=definition["taskDefinition"]["taskDefinitionArn"],
+                         **({"group": group} if group else {}))["tasks"]
+    return sorted(t["taskArn"] for t in tasks)
+
+
+@pytest.fixture
+def metadata():
+    with metadata_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def in_task(monkeypatch, moto_endpoint, metadata):
+    """`enter(arn, settings)`: this process becomes the container of task `arn` — its
+    metadata endpoint, its settings, the restic password as its secret variable, TMPDIR beside
+    the state directory — with ECS and CloudWatch at moto (botocore's
+    AWS_ENDPOINT_URL_<SERVICE>)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", moto_endpoint)
+
+    def enter(arn: str, settings) -> None:
+        monkeypatch.setenv(task.METADATA_VARIABLE, metadata.uri(arn))
+        monkeypatch.setenv(SETTINGS_VARIABLE, to_json(settings))
+        monkeypatch.setenv(SECRET_VARIABLE, RESTIC_PASSWORD)
+        monkeypatch.setenv("TMPDIR", str(Path(settings.state_dir).parent / "tmp"))
+
+    return enter
+
+
+def outcomes_put(cloudwatch, namespace: str) -> list[tuple[str, list, dict]]:
+    """Every metric in the namespace with its statistics over the last hour."""
+    now = dt.datetime.now(dt.UTC)
+    found = []
+    for metric in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]:
+        [point] = cloudwatch.get_metric_statistics(
+            Namespace=namespace, MetricName=metric["MetricName"],
+            Dimensions=metric["Dimensions"], StartTime=now - dt.timedelta(hours=1),
+            EndTime=now + dt.timedelta(hours=1), Period=7200,
+            Statistics=["SampleCount", "Sum", "Minimum", "Maximum"])["Datapoints"]
+        found.append((metric["MetricName"], metric["Dimensions"], {
+            key: point[key] for key in ("SampleCount", "Sum", "Minimum", "Maximum", "Unit")}))
+    return found

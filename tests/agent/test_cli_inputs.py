@@ -172,7 +172,7 @@ def test_wrong_types_and_unknown_keys_are_named(write, changes, key, problem):
     (("run", "files", "other"),
      "error: argument name: no file set 'other' in the settings; allowed: app"),
     (("drill", "--target", "replica"),
-     "error: argument --target: no replica bucket in the settings; allowed: primary"),
+     "error: argument --target: no replica bucket in the settings; allowed: primary, all"),
     (("keep", "other", "base_000000010000000000000002"),
      "error: argument database: no database 'other' in the settings; allowed: biometrics"),
     (("keep", "biometrics", "latest"),

@@ -36,7 +36,7 @@ def modified(s3, bucket, key):
 @pytest.fixture
 def settings(agent_settings):
     return agent_settings(
-        role="restore", jobs=[],
+        role="restore", jobs=["drill"],  # the drill runs here: its result file
         databases=[{"name": "biometrics", "host": "db", "user": "backup", "dbname": "biometrics",
                     "passwordFile": "/run/secrets/unused", "tables": ["users"], "retainFull": 7,
                     "schedule": "0 2 * * *", "rpoSeconds": 86400}],

@@ -24,7 +24,7 @@ OLD_FINISH = 1767226200.0  # VALID as a timestamp
 @pytest.fixture
 def settings(agent_settings):
     return agent_settings(
-        role="restore", jobs=[],
+        role="restore", jobs=["drill"],  # the drill runs here: its result file
         databases=[{"name": "biometrics", "host": "db", "user": "backup", "dbname": "biometrics",
                     "tables": ["users"], "retainFull": 7, "schedule": "0 2 * * *",
                     "rpoSeconds": 86400}],

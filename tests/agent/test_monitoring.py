@@ -105,7 +105,7 @@ def live(moto_endpoint: str) -> Iterator[Live]:
     exporter_port, scheduler_port = free_port(), free_port()
     exporter_settings = directory / "exporter.json"
     exporter_settings.write_text(json.dumps({
-        **common, "role": "restore", "jobs": [],
+        **common, "role": "restore", "jobs": ["drill"], "drillSchedule": "0 6 * * *",
         "replica": {"bucket": buckets["replica"], "region": REGION, "endpoint": moto_endpoint},
         # One refresh at start, then none while the module runs: every request below must be
         # answered from that state.

@@ -15,32 +15,9 @@ from backup_agent import cli, drill, evidence, exporter, files, records, tools
 from backup_agent.picks import Pick
 from contract.layout import RESTIC_PREFIX
 
-from .conftest import REGION, copy_bucket, create_bucket, settings_maker
+from .conftest import REGION, copy_bucket, create_bucket, file_set_data, make_tree, settings_maker
 
 pytestmark = pytest.mark.usefixtures("restic_binary")
-
-
-def make_tree(root: Path, files_count: int = 20) -> dict[str, bytes]:
-    contents = {}
-    for index in range(files_count):
-        sub = root / ("uploads" if index % 2 else "config")
-        sub.mkdir(parents=True, exist_ok=True)
-        data = os.urandom(1000 + index * 37)
-        (sub / f"file-{index}.bin").write_bytes(data)
-        contents[str(sub / f"file-{index}.bin")] = data
-    return contents
-
-
-def file_set_data(source: Path) -> dict:
-    return {
-        "fileSets": [{
-            "name": "app", "paths": [str(source / "uploads"), str(source / "config")],
-            "tags": ["production", "automated"], "hostname": "app-files",
-            "keep": {"daily": 7, "weekly": 4, "monthly": 6}, "checkSubset": "100%",
-            "schedule": "0 3 * * *", "rpoSeconds": 86400,
-        }],
-        "jobs": ["files:app"],
-    }
 
 
 @pytest.fixture
@@ -255,7 +232,7 @@ def test_a_random_within_drill_records_its_pick_and_reruns_it(backed_up_settings
     capsys.readouterr()
     assert cli.main(["--settings", str(shared_dir / "settings.json"), "drill", "--pick",
                      outcome.pick]) == 0
-    assert capsys.readouterr().out.startswith(f"PASS files app pick {outcome.pick} (")
+    assert capsys.readouterr().out.startswith(f"PASS primary files app pick {outcome.pick} (")
     [again] = records.read_drill(restore, "primary").outcomes
     assert (again.restore_point, again.pick) == (outcome.restore_point, outcome.pick)
     # Both drills are in the outcome record, with what they restored and the pick.

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from compliance.inventory import Declared, Inventory, build_inventory
+from tests.support.ecs_resources import ecs_stack
 from tests.support.resources import FIXTURES, declared_of
 
 
@@ -24,3 +25,9 @@ def prod_inventory(prod_declared) -> Inventory:
 @pytest.fixture(scope="session")
 def seed_policy() -> dict[str, Any]:
     return json.loads((FIXTURES / "seed_bucket_policy.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def ecs_declared(prod_declared) -> list[Declared]:
+    """prod with every kind of work also placed on ECS (tests.support.ecs_resources)."""
+    return ecs_stack(prod_declared)

@@ -136,11 +136,52 @@ def test_resource_star_passes_only_for_actions_aws_cannot_scope(prod_declared):
     finding = next(f for f in unscoped.findings
                    if f.subject == "backup-primary-backup-access (identity)")
     assert finding.evidence == ("7 Allow statement(s) name actions and resources (Resource \"*\" "
-                                "in ListAliases: actions AWS cannot scope to a resource)")
+                                "in ListAliases: actions AWS cannot scope to a resource, or "
+                                "scoped by their condition key)")
     assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
                                 grant(["kms:ListAliases", "kms:Decrypt"])),
                     "iam-no-wildcard-allow") == [
         ("backup-primary-backup-access (identity)", "ListAliases: wildcard resource '*'")]
+
+
+def test_a_wildcard_in_a_colon_resource_id_passes_only_after_a_name_prefix(prod_declared):
+    """resource-type:resource-id ARNs (alarm:<name>): alarm:stack.* names the stack's alarms,
+    alarm:* and log-group:* every one of the type."""
+    def grant(resource: str):
+        return lambda d: d["Statement"].append(
+            {"Sid": "Alarms", "Effect": "Allow", "Action": ["cloudwatch:DescribeAlarms"],
+             "Resource": resource})
+
+    region = f"arn:aws:cloudwatch:eu-central-1:{ACCOUNT}"
+    assert result(edit_policy(prod_declared, "backup-primary-backup-access",
+                              grant(f"{region}:alarm:biometrics-backup.*")),
+                  "iam-no-wildcard-allow").status == "pass"
+    for resource in (f"{region}:alarm:*", f"{region}:alarm:?ackup",
+                     f"arn:aws:logs:eu-central-1:{ACCOUNT}:log-group:*",
+                     f"arn:aws:cloudwatch:*:{ACCOUNT}:alarm:biometrics-backup.*"):
+        assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
+                                    grant(resource)), "iam-no-wildcard-allow") == [
+            ("backup-primary-backup-access (identity)",
+             f"Alarms: wildcard resource {resource!r}")], resource
+
+
+def test_list_tasks_on_star_passes_only_scoped_by_its_cluster(prod_declared):
+    def grant(condition: dict[str, Any] | None):
+        return lambda d: d["Statement"].append(
+            {"Sid": "AllowOverlapGuardList", "Effect": "Allow", "Action": ["ecs:ListTasks"],
+             "Resource": "*", **({"Condition": condition} if condition else {})})
+
+    cluster = {"ArnEquals": {"ecs:cluster": f"arn:aws:ecs:eu-central-1:{ACCOUNT}:cluster/c"}}
+    scoped = result(edit_policy(prod_declared, "backup-primary-backup-access", grant(cluster)),
+                    "iam-no-wildcard-allow")
+    assert scoped.status == "pass"
+    for condition in (None, {"StringEquals": {"aws:RequestedRegion": "eu-central-1"}},
+                      {"ArnLike": {"ecs:cluster": f"arn:aws:ecs:eu-central-1:{ACCOUNT}:cluster/*"}},
+                      {"ArnEquals": {"ecs:cluster": "*"}}):
+        assert failures(edit_policy(prod_declared, "backup-primary-backup-access",
+                                    grant(condition)), "iam-no-wildcard-allow") == [
+            ("backup-primary-backup-access (identity)",
+             "AllowOverlapGuardList: wildcard resource '*'")]
 
 
 def test_break_glass_exception_for_a_role_outside_the_stack_passes(prod_declared):
@@ -344,8 +385,11 @@ def test_an_eventbridge_rule_publishing_to_the_topic_must_be_admitted_by_its_key
 
 def _renamed(resources: list[Declared]) -> tuple[list[Declared], dict[str, str]]:
     """Every resource renamed to `<resN>` (URNs, parents and dependencies follow): no name keeps
-    a suffix such as `-access-logs` or `-access`. Returns the resources and new → old names."""
-    names = {r.name: f"<res{index}>" for index, r in enumerate(resources)}
+    a suffix such as `-access-logs` or `-access`. Returns the resources and new → old names.
+    Numbered in name order: the report lists subjects by name, and the order resources register
+    in varies between runs."""
+    names = {name: f"<res{index:04d}>" for index, name in enumerate(sorted(r.name
+                                                                           for r in resources))}
     urns = {r.urn: f"{r.urn.rsplit('::', 1)[0]}::{names[r.name]}" for r in resources}
     renamed = [Declared(urns[r.urn], r.type, names[r.name], r.inputs, urns.get(r.parent, r.parent),
                         {key: tuple(urns[u] for u in deps)
@@ -368,10 +412,13 @@ def _results(resources: list[Declared], old_names: dict[str, str]) -> list[tuple
             for result in [run_control(control, inventory)]]
 
 
+@pytest.mark.parametrize("stack", ["prod", "ecs"])
 @pytest.mark.parametrize("preview", ["offline", "first-preview"])
-def test_renaming_children_does_not_change_what_the_report_checks(prod_declared, preview):
-    # Buckets and roles are recognised by their tags and inputs, not their resource names.
-    resources = prod_declared if preview == "offline" else unknown_outputs(prod_declared)
+def test_renaming_children_does_not_change_what_the_report_checks(request, stack, preview):
+    # Buckets, roles and the ECS resources are recognised by their types, tags and inputs,
+    # not their resource names.
+    declared = request.getfixturevalue(f"{stack}_declared")
+    resources = declared if preview == "offline" else unknown_outputs(declared)
     renamed, old_names = _renamed(resources)
     assert "-access" not in " ".join(r.name for r in renamed)
     expected = _results(resources, {})

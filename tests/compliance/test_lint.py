@@ -346,6 +346,33 @@ def test_kms_resource_star_in_identity_policy_is_reported() -> None:
     )
 
 
+# --- Resource "*" named by a condition (ecs:ListTasks on a Fargate cluster) ---------------
+
+CLUSTER = "arn:aws:ecs:eu-central-1:123456789012:cluster/biometrics-backup"
+LIST_TASKS = {"Sid": "AllowOverlapGuardList", "Effect": "Allow", "Action": ["ecs:ListTasks"],
+              "Resource": "*", "Condition": {"ArnEquals": {"ecs:cluster": CLUSTER}}}
+LIST_TASKS_STAR = LintFinding("RESOURCE_STAR", "LOW", "Unnecessary use of Resource *",
+                              '["ecs:ListTasks"]', "AllowOverlapGuardList")
+
+
+def test_list_tasks_pinned_to_one_cluster_is_accepted() -> None:
+    assert lint_policy(policy(LIST_TASKS), kind="identity") == LintResult(
+        findings=(), accepted=(accepted(LIST_TASKS_STAR, "condition-scoped-resource-star"),))
+
+
+@pytest.mark.parametrize("condition", [
+    {"ArnLike": {"ecs:cluster": CLUSTER.replace("biometrics-backup", "*")}},  # any cluster
+    {"ArnEquals": {"ecs:cluster": CLUSTER.replace("biometrics-backup", "*")}},
+    {"StringEquals": {"aws:ResourceTag/team": "backup"}},  # a tag names no resource
+    {},
+], ids=["arn-like-wildcard", "arn-equals-wildcard", "tag", "none"])
+def test_list_tasks_on_any_cluster_is_reported(condition: dict[str, Any]) -> None:
+    stmt = {**LIST_TASKS, "Condition": condition} if condition else \
+        {k: v for k, v in LIST_TASKS.items() if k != "Condition"}
+    assert lint_policy(policy(stmt), kind="identity") == LintResult(
+        findings=(LIST_TASKS_STAR,), accepted=())
+
+
 # --- general behaviour ------------------------------------------------------------
 
 
@@ -375,6 +402,7 @@ def test_rule_ids_are_unique_and_documented() -> None:
         "decimal-tls-version",
         "trust-policy-has-no-resource",
         "kms-key-policy-resource-star",
+        "condition-scoped-resource-star",
     ]
     assert all(r.reason for r in RULES)
 

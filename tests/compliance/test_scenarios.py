@@ -187,3 +187,22 @@ def test_keep_rows_follow_the_protection_setting(stack_run):
                                             "AllowBackupServerKeep")])
     assert found["Backup role extends a kept backup's COMPLIANCE retention (keep)"] == (
         "denied", [])
+
+
+def test_ecs_task_roles_answer_as_the_host_roles_whose_access_they_have(ecs_declared,
+                                                                        prod_declared):
+    rows = {row["question"]: (row["decision"], [(d["policy"], d["sid"]) for d in row["deciding"]])
+            for row in as_rows(evaluate_scenarios(build_inventory(ecs_declared)))
+            if row["question"].startswith("ECS task role")}
+    assert rows == {
+        "ECS task role (task-postgres) writes a backup": ("allowed", [
+            (BUCKET, "AllowBackupServerWrite"),
+            ("ecs-role-task-postgres-primary-backup-access", "AllowBackupServerWrite")]),
+        "ECS task role (task-drill) writes a backup": ("denied", []),
+        "ECS task role (task-drill) records its outcome": ("allowed", [
+            (BUCKET, "AllowRestoreServerRecordOutcomes"),
+            ("ecs-role-task-drill-primary-restore-access", "AllowRestoreServerRecordOutcomes")]),
+        "ECS task role (task-exporter) records an outcome": ("denied", []),
+    }
+    assert not any(row["question"].startswith("ECS task role")
+                   for row in as_rows(evaluate_scenarios(build_inventory(prod_declared))))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.delivery import FAKE_CREDENTIALS, start_server
+from tests.support.delivery import FAKE_CREDENTIALS, reset, start_server
 
 
 @pytest.fixture(autouse=True)
@@ -19,14 +18,14 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def local_aws() -> Iterator[str]:
-    """`python -m delivery.local_aws`: moto_server with the two fixes this stack needs
-    (PutBucketLogging into a bucket with TLS Denies, GetBucketReplication; see that module)."""
+    """`python -m delivery.local_aws`: moto_server with the four fixes this stack needs
+    (object requests under a bucket policy's conditions, PutBucketLogging into a bucket with
+    TLS Denies, GetBucketReplication, RunTask of a container without memory; see that
+    module)."""
     yield from start_server([sys.executable, "-m", "delivery.local_aws"])
 
 
 @pytest.fixture
 def moto_url(local_aws: str) -> str:
     """A fresh, empty moto for each test."""
-    request = urllib.request.Request(f"{local_aws}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=5).close()
-    return local_aws
+    return reset(local_aws)

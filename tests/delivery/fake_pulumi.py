@@ -33,7 +33,7 @@ def main(args: list[str]) -> int:
     if args[0] == "up":
         # Imported here: the other commands stay quick.
         from review.recording import run_program
-        from review.render import render_documents, to_text
+        from review.render import OUTPUTS_DOCUMENT, render_documents, to_text
         from review.stack_config import load_stack_config
         from tests.support.delivery import deploy_from_preview
 
@@ -41,14 +41,15 @@ def main(args: list[str]) -> int:
         endpoint = json.loads(config["aws:endpoints"])[0]["s3"]
         run = run_program(project / "infra", stack="local", config=config)
         preview = state / "fake-up-preview"
-        for relative, document in render_documents(run).items():
+        for relative, document in {**render_documents(run),
+                                   OUTPUTS_DOCUMENT: run.outputs}.items():
             (preview / relative).parent.mkdir(parents=True, exist_ok=True)
             (preview / relative).write_text(to_text(document))
         mistake = os.environ.get("FAKE_PULUMI_MISTAKE")
 
         def mutate(check):
             if mistake == "versioning-suspended" and check.aspect == "versioning" \
-                    and check.bucket.endswith("access-logs"):
+                    and check.resource.endswith("access-logs"):
                 return {"Status": "Suspended"}
             return check.expected
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
+import yaml
 
 from review.stack_config import load_stack_config
 
@@ -34,6 +37,33 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
         else:
             config[full] = value if isinstance(value, str) else json.dumps(value)
     return config
+
+
+def project_config(stack: str) -> dict[str, Any]:
+    """A stack file's keys of this project (without the prefix), values as the file holds them:
+    what `components.settings.parse_settings` takes."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {key.removeprefix(f"{PROJECT_KEY}:"): value for key, value in document.items()
+            if key.startswith(f"{PROJECT_KEY}:")}
+
+
+DELETE: Final = object()  # as a value in `changed`: remove the key
+
+
+def changed(document: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of `document` with values replaced (DELETE removes one); paths like
+    "lifecycle.tiers[0].transitions[1].days" (objects missing on the way are created)."""
+    result = copy.deepcopy(dict(document))
+    for path, value in changes.items():
+        *parents, last = re.findall(r"[^.\[\]]+", path)
+        target: Any = result
+        for part in parents:
+            target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
+        if value is DELETE:
+            del target[int(last) if last.isdigit() else last]
+        else:
+            target[int(last) if last.isdigit() else last] = value
+    return result
 
 
 def test_folder(nodeid: str) -> str:

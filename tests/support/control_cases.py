@@ -45,6 +45,29 @@ PROD_STATUSES = {
     "container-no-static-credentials": "pass",
     "restore-host-no-write-credentials": "pass",
     "rto-restorable-backup-not-cold": "pass",
+    # Prod places nothing on ECS: the ECS placement's controls have no subject.
+    "ecs-cluster-container-insights": "n/a",
+    "ecs-task-read-only-root": "n/a",
+    "ecs-task-not-privileged": "n/a",
+    "ecs-task-non-root-user": "n/a",
+    "ecs-task-no-added-capabilities": "n/a",
+    "ecs-task-logs-to-cloudwatch": "n/a",
+    "ecs-task-execution-role-separate": "n/a",
+    "ecs-task-efs-encrypted-in-transit": "n/a",
+    "ecs-task-no-plaintext-secret": "n/a",
+    "ecs-role-trust-scoped": "n/a",
+    "ecs-execution-role-least-privilege": "n/a",
+    "ecs-scheduler-role-least-privilege": "n/a",
+    "scheduler-failed-deliveries-dead-lettered": "n/a",
+    "scheduler-runs-in-job-task-group": "n/a",
+    "logs-log-group-kms-encrypted": "n/a",
+    "logs-log-group-retained": "n/a",
+    "sqs-queue-kms-encrypted": "n/a",
+    "secrets-kms-encrypted": "n/a",
+    "ecr-tags-immutable": "n/a",
+    "ecr-scan-on-push": "n/a",
+    "ecr-kms-encrypted": "n/a",
+    "ecr-customer-managed-key": "n/a",
 }
 
 
@@ -288,7 +311,10 @@ FAILING_EDITS = [
 # What Pulumi cannot know before the resources exist: ids and ARNs, and everything built from
 # them (policy documents, the `bucket` of configuration resources, the key of the encryption).
 UNKNOWN_INPUTS = ("policy", "assumeRolePolicy", "bucket", "targetBucket", "role", "rules",
-                  "topics", "kmsMasterKeyId", "content")
+                  "topics", "kmsMasterKeyId", "content",
+                  # the ECS placement's (no prod resource has them)
+                  "containerDefinitions", "executionRoleArn", "taskRoleArn", "kmsKeyId",
+                  "target", "encryptionConfigurations")
 
 
 def unknown_outputs(resources: list[Declared]) -> list[Declared]:

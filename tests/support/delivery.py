@@ -1,21 +1,23 @@
-"""moto servers on 127.0.0.1, started and stopped by the tests, and buckets built from a
-rendered offline preview with boto3 (the delivery tests' helpers)."""
+"""moto servers on 127.0.0.1, started and stopped by the tests, and a stack's buckets and ECS
+runtime built from a rendered offline preview with boto3 (the delivery tests' helpers)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from delivery.smoke_check import Check, planned_checks
+from delivery.smoke_check import Check, planned_checks, substitute
+from review.recording import PLACEHOLDER_ACCOUNT_ID
 from tests.support import ROOT
 
 # Fake credentials for the local fake: moto accepts any.
@@ -50,6 +52,14 @@ def start_server(command: list[str]) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def reset(url: str) -> str:
+    """Empty the moto server at `url` (every service, every region); returns the URL."""
+    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=5).close()
+    return url
+
+
+@functools.cache  # a client per service, endpoint and region: creating one takes long
 def client(service: str, url: str, region: str) -> Any:
     config = Config(s3={"addressing_style": "path"}) if service == "s3" else None
     return boto3.client(service, region_name=region, endpoint_url=url, config=config)
@@ -63,12 +73,12 @@ def _rank(check: Check, log_buckets: set[str]) -> int:
     configuration only when the target's policy lets the logging service write); then logging
     and replication; the backup buckets' policies last."""
     if check.aspect == "policy":
-        return 1 if check.bucket in log_buckets else 3
+        return 1 if check.resource in log_buckets else 3
     return 2 if check.aspect in ("logging", "replication") else 0
 
 
-def _install(s3: Any, check: Check, document: Any) -> None:
-    bucket = check.bucket
+def _install_bucket(s3: Any, check: Check, document: Any) -> None:
+    bucket = check.resource
     if check.aspect == "versioning":
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=document)
     elif check.aspect == "encryption":
@@ -93,10 +103,76 @@ def _install(s3: Any, check: Check, document: Any) -> None:
         raise AssertionError(f"no installer for {check.aspect}")
 
 
+# The order the ECS resources are created in: the schedules name the task definitions and the
+# queue, the targets the rule.
+ECS_ORDER = ("cluster", "task definition", "queue", "queue policy", "schedule", "rule",
+             "rule targets")
+
+
+def _install_ecs(url: str, check: Check, document: Any) -> None:
+    def aws(service: str) -> Any:
+        return client(service, url, check.region)
+
+    configuration = {key: value for key, value in document.items() if key != "status"}
+    if check.aspect == "cluster":
+        arn = aws("ecs").create_cluster(**configuration)["cluster"]["clusterArn"]
+        assert [arn] == check.request["clusters"], "moto named the cluster otherwise"
+    elif check.aspect == "task definition":
+        registered = aws("ecs").register_task_definition(**configuration)["taskDefinition"]
+        assert registered["taskDefinitionArn"] == check.request["taskDefinition"], \
+            "moto gave the task definition another revision"
+    elif check.aspect == "queue":
+        aws("sqs").set_queue_attributes(QueueUrl=check.request["QueueUrl"], Attributes=document)
+    elif check.aspect == "queue policy":
+        aws("sqs").set_queue_attributes(QueueUrl=check.request["QueueUrl"],
+                                        Attributes={"Policy": json.dumps(document)})
+    elif check.aspect == "schedule":
+        aws("scheduler").create_schedule(**document)
+    elif check.aspect == "rule":
+        aws("events").put_rule(Name=check.resource, State=document["State"],
+                               EventPattern=json.dumps(document["EventPattern"]))
+    elif check.aspect == "rule targets":
+        aws("events").put_targets(Rule=check.resource, Targets=document["Targets"])
+    else:
+        raise AssertionError(f"no installer for {check.aspect}")
+
+
+def secret_value(config_key: str) -> str:
+    """The value the moto deploy gives each runtime secret (the agent reads them in a task)."""
+    return f"moto-{config_key}"
+
+
+def _ecs_names(url: str, planned: Mapping[str, Any], account: str,
+               secret_values: Mapping[str, str]) -> dict[str, Any]:
+    """The `ecs` outputs: what only AWS names (the runtime key, the secrets, the repository,
+    the queue URL) created first; the cluster's and task definitions' ARNs as AWS forms them,
+    checked when they are created."""
+    region = planned["clusterArn"].split(":")[3]
+    outputs = substitute(planned, {f":{PLACEHOLDER_ACCOUNT_ID}:": f":{account}:"})
+    outputs["keyArn"] = client("kms", url, region).create_key(
+        Description="ECS runtime (moto)")["KeyMetadata"]["Arn"]
+    secrets = client("secretsmanager", url, region)
+    outputs["secretArns"] = {
+        key: secrets.create_secret(Name=arn.split(":secret:")[1].rsplit("-", 1)[0],
+                                   KmsKeyId=outputs["keyArn"],
+                                   SecretString=secret_values.get(key, secret_value(key)))["ARN"]
+        for key, arn in planned["secretArns"].items()}
+    repository = planned["repositoryUrl"].split("/", 1)[1]
+    outputs["repositoryUrl"] = client("ecr", url, region).create_repository(
+        repositoryName=repository)["repository"]["repositoryUri"]
+    queue = planned["deadLetterQueueUrl"].rsplit("/", 1)[1]
+    outputs["deadLetterQueueUrl"] = client("sqs", url, region).create_queue(
+        QueueName=queue)["QueueUrl"]
+    return outputs
+
+
 def deploy_from_preview(url: str, preview: Path, preview_outputs: dict[str, Any],
-                        mutate: Mutation | None = None) -> dict[str, Any]:
-    """Create the stack's buckets in moto from the rendered documents; return the outputs
-    `pulumi stack output --json` would print (with moto's key ARNs)."""
+                        mutate: Mutation | None = None,
+                        secret_values: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Create the stack's buckets and, with an ECS placement, its cluster, task definitions,
+    schedules, dead-letter queue and paging rule in moto from the rendered documents; return
+    the outputs `pulumi stack output --json` would print (with moto's names and ARNs).
+    `secret_values` by config key (default `secret_value(key)`)."""
     clients: dict[tuple[str, str], Any] = {}
 
     def regional(service: str, region: str) -> Any:
@@ -112,16 +188,28 @@ def deploy_from_preview(url: str, preview: Path, preview_outputs: dict[str, Any]
         key_arn = kms.create_key(Description=f"{planned['bucket']} (moto)")["KeyMetadata"]["Arn"]
         buckets[purpose] = {**planned, "keyArn": key_arn}
     outputs = {**preview_outputs, "buckets": buckets}
+    if "ecs" in preview_outputs:
+        account = buckets["primary"]["keyArn"].split(":")[4]
+        outputs["ecs"] = _ecs_names(url, preview_outputs["ecs"], account, secret_values or {})
     checks = planned_checks(outputs, preview)
-    locked = {check.bucket for check in checks if check.aspect == "object lock"}
+    bucket_checks = [check for check in checks if check.is_bucket]
+    locked = {check.resource for check in bucket_checks if check.aspect == "object lock"}
     for live in buckets.values():
         for bucket in (live["bucket"], live["logBucket"]):
             regional("s3", live["region"]).create_bucket(
                 Bucket=bucket, ObjectLockEnabledForBucket=bucket in locked,
                 CreateBucketConfiguration={"LocationConstraint": live["region"]})
     log_buckets = {live["logBucket"] for live in buckets.values()}
-    for check in sorted(checks, key=lambda c: _rank(c, log_buckets)):
+    for check in sorted(bucket_checks, key=lambda c: _rank(c, log_buckets)):
         document = mutate(check) if mutate else check.expected
         if document is not None:
-            _install(regional("s3", check.region), check, document)
+            _install_bucket(regional("s3", check.region), check, document)
+    ecs_checks = [check for check in checks if not check.is_bucket]
+    for group, region in {(c.request["GroupName"], c.region) for c in ecs_checks
+                          if c.aspect == "schedule"}:
+        client("scheduler", url, region).create_schedule_group(Name=group)
+    for check in sorted(ecs_checks, key=lambda c: ECS_ORDER.index(c.aspect)):
+        document = mutate(check) if mutate else check.expected
+        if document is not None:
+            _install_ecs(url, check, document)
     return outputs

@@ -7,6 +7,7 @@ passing prod stack in exactly one place.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ ACCOUNT = "111122223333"
 
 def declared_of(run: Any) -> list[Declared]:
     """The run's resources as the controls see them (secret markers unwrapped)."""
-    return [Declared(r.urn, r.type, r.name, copy.deepcopy(dict(r.inputs)), r.parent)
+    return [dataclasses.replace(r, inputs=copy.deepcopy(dict(r.inputs)))
             for r in from_recorded(run.resources).resources]
 
 
@@ -33,8 +34,7 @@ def edit(resources: list[Declared], name: str,
         if resource.name == name:
             inputs = copy.deepcopy(dict(resource.inputs))
             change(inputs)
-            resource = Declared(resource.urn, resource.type, resource.name, inputs,
-                                resource.parent)
+            resource = dataclasses.replace(resource, inputs=inputs)
             found = True
         result.append(resource)
     assert found, name
