@@ -33,8 +33,9 @@ DRILL_METRICS = ("backup_drill_success", "backup_drill_timestamp_seconds",
 
 
 @pytest.fixture
-def backed_up(agent_settings, shared_dir):
-    """A file set backed up once into this test's bucket; `make(**overrides)` names it."""
+def backed_up(agent_settings, shared_dir, restic_repository):
+    """A file set backed up once into this test's bucket (a copy of the template repository);
+    `make(**overrides)` names it."""
     source = shared_dir / "app"
     make_tree(source)
 
