@@ -79,7 +79,9 @@ def run_in_task(settings, served_secret: task_endpoints.Credentials, expected, m
 
 
 @pytest.fixture
-def task_settings(agent_settings, shared_dir, bucket, started_task):
+def task_settings(agent_settings, shared_dir, bucket, restic_repository, started_task):
+    """Settings of a file set whose repository is a copy of the template (the backup's signed
+    requests are what count here, not init)."""
     cluster, _ = started_task
     home = shared_dir / "home"
     (home / "scratch").mkdir(parents=True, mode=0o700)
