@@ -109,9 +109,12 @@ ECS_ORDER = ("cluster", "task definition", "queue", "queue policy", "schedule", 
              "rule targets")
 
 
-def _install_ecs(url: str, check: Check, document: Any) -> None:
+Clients = Callable[[str, str], Any]  # (service, region) -> a boto3 client of the deployment
+
+
+def _install_ecs(clients: Clients, check: Check, document: Any) -> None:
     def aws(service: str) -> Any:
-        return client(service, url, check.region)
+        return clients(service, check.region)
 
     configuration = {key: value for key, value in document.items() if key != "status"}
     if check.aspect == "cluster":
@@ -142,26 +145,26 @@ def secret_value(config_key: str) -> str:
     return f"moto-{config_key}"
 
 
-def _ecs_names(url: str, planned: Mapping[str, Any], account: str,
+def _ecs_names(clients: Clients, planned: Mapping[str, Any], account: str,
                secret_values: Mapping[str, str]) -> dict[str, Any]:
     """The `ecs` outputs: what only AWS names (the runtime key, the secrets, the repository,
     the queue URL) created first; the cluster's and task definitions' ARNs as AWS forms them,
     checked when they are created."""
     region = planned["clusterArn"].split(":")[3]
     outputs = substitute(planned, {f":{PLACEHOLDER_ACCOUNT_ID}:": f":{account}:"})
-    outputs["keyArn"] = client("kms", url, region).create_key(
+    outputs["keyArn"] = clients("kms", region).create_key(
         Description="ECS runtime (moto)")["KeyMetadata"]["Arn"]
-    secrets = client("secretsmanager", url, region)
+    secrets = clients("secretsmanager", region)
     outputs["secretArns"] = {
         key: secrets.create_secret(Name=arn.split(":secret:")[1].rsplit("-", 1)[0],
                                    KmsKeyId=outputs["keyArn"],
                                    SecretString=secret_values.get(key, secret_value(key)))["ARN"]
         for key, arn in planned["secretArns"].items()}
     repository = planned["repositoryUrl"].split("/", 1)[1]
-    outputs["repositoryUrl"] = client("ecr", url, region).create_repository(
+    outputs["repositoryUrl"] = clients("ecr", region).create_repository(
         repositoryName=repository)["repository"]["repositoryUri"]
     queue = planned["deadLetterQueueUrl"].rsplit("/", 1)[1]
-    outputs["deadLetterQueueUrl"] = client("sqs", url, region).create_queue(
+    outputs["deadLetterQueueUrl"] = clients("sqs", region).create_queue(
         QueueName=queue)["QueueUrl"]
     return outputs
 
@@ -190,7 +193,8 @@ def deploy_from_preview(url: str, preview: Path, preview_outputs: dict[str, Any]
     outputs = {**preview_outputs, "buckets": buckets}
     if "ecs" in preview_outputs:
         account = buckets["primary"]["keyArn"].split(":")[4]
-        outputs["ecs"] = _ecs_names(url, preview_outputs["ecs"], account, secret_values or {})
+        outputs["ecs"] = _ecs_names(regional, preview_outputs["ecs"], account,
+                                    secret_values or {})
     checks = planned_checks(outputs, preview)
     bucket_checks = [check for check in checks if check.is_bucket]
     locked = {check.resource for check in bucket_checks if check.aspect == "object lock"}
@@ -207,9 +211,9 @@ def deploy_from_preview(url: str, preview: Path, preview_outputs: dict[str, Any]
     ecs_checks = [check for check in checks if not check.is_bucket]
     for group, region in {(c.request["GroupName"], c.region) for c in ecs_checks
                           if c.aspect == "schedule"}:
-        client("scheduler", url, region).create_schedule_group(Name=group)
+        regional("scheduler", region).create_schedule_group(Name=group)
     for check in sorted(ecs_checks, key=lambda c: ECS_ORDER.index(c.aspect)):
         document = mutate(check) if mutate else check.expected
         if document is not None:
-            _install_ecs(url, check, document)
+            _install_ecs(regional, check, document)
     return outputs
