@@ -5,7 +5,7 @@ STACK ?= prod
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: preview test lint snapshots test-prerequisites
+.PHONY: preview test test-file-seconds lint snapshots test-prerequisites
 
 # The preview needs only the stack's packages and the compliance report's linter.
 $(VENV)/.preview-installed: requirements.txt requirements-preview.txt pyproject.toml
@@ -38,3 +38,7 @@ lint: $(VENV)/.test-installed
 TEST_WORKERS ?= 2
 test: test-prerequisites lint
 	$(PY) -m pytest -n $(TEST_WORKERS)
+
+# The same run, then each file's seconds into tests/file_seconds.json (the order above).
+test-file-seconds: test-prerequisites lint
+	$(PY) -m pytest -n $(TEST_WORKERS) --write-file-seconds

@@ -58,10 +58,12 @@ def run_floor(program_dir: Path) -> None:
     """The floor's child process: the preview's pipeline over the one-bucket program."""
     from compliance.report import build_report, to_json, to_markdown
     from review.inventory import from_recorded
+    from review.preview import collect_less
     from review.recording import run_program
     from review.render import render_documents, to_text
     from review.stack_config import load_stack_config
 
+    collect_less()
     config, _ = load_stack_config(ROOT / "Pulumi.prod.yaml")
     run = run_program(program_dir, stack="prod", config=config)
     {path: to_text(document) for path, document in render_documents(run).items()}

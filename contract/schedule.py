@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from croniter import CroniterBadDateError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 SAMPLE_START: Final = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 SAMPLE_DAYS: Final = 400
@@ -28,6 +28,9 @@ DAY: Final = dt.timedelta(days=1)
 
 class NotASchedule(ValueError):
     """The text is not a cron expression, or one that never fires; the message says which."""
+
+
+_NOT_CRON: Final = "is not a cron expression (minute hour day-of-month month day-of-week)"
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,22 @@ def _next(runs: croniter) -> dt.datetime:
         raise NotASchedule("never fires (no such date, e.g. 30 February)") from None
 
 
+def _runs(expression: object) -> croniter:
+    """croniter's reading of `expression` (one parse: its expanded fields serve the day rule
+    too); refuses what croniter cannot read or what never fires."""
+    if not isinstance(expression, str):
+        raise NotASchedule(_NOT_CRON)
+    try:
+        runs = croniter(expression, SAMPLE_START)
+    except CroniterError:
+        raise NotASchedule(_NOT_CRON) from None
+    _next(runs)
+    return runs
+
+
 def check(expression: object) -> None:
     """Refuse what croniter cannot read or what never fires."""
-    if not isinstance(expression, str) or not croniter.is_valid(expression):
-        raise NotASchedule("is not a cron expression (minute hour day-of-month month "
-                           "day-of-week)")
-    _next(croniter(expression, SAMPLE_START))
+    _runs(expression)
 
 
 @functools.lru_cache(maxsize=512)
@@ -57,8 +70,8 @@ def gaps(expression: str) -> Gaps:
     Minute, hour and second fields do not depend on the day, so every day the expression fires
     on has the same times of day: the gaps are those between the times of one day and those
     from the last run of a firing day to the first run of the next one."""
-    check(expression)
-    found = gaps_from_fields(expression)
+    rule = _day_rule(_runs(expression))
+    found = None if rule is None else _gaps_of(rule)
     return found if found is not None else walked_gaps(expression)
 
 
@@ -87,9 +100,8 @@ class _DayRule:
         return in_days and in_weekdays
 
 
-def _day_rule(expression: str) -> _DayRule | None:
+def _day_rule(runs: croniter) -> _DayRule | None:
     """None for what the fields do not show (a seconds field, L, #)."""
-    runs = croniter(expression)
     fields = runs.expanded
     if len(fields) != 5 or runs.nth_weekday_of_month or not all(
             value == "*" or isinstance(value, int) for field in fields for value in field):
@@ -105,9 +117,12 @@ def _day_rule(expression: str) -> _DayRule | None:
 def gaps_from_fields(expression: str) -> Gaps | None:
     """`gaps` from croniter's expanded fields, walking days instead of runs; None for what this
     does not read (a seconds field, L, #) and for days that fire less than every 8 years."""
-    rule = _day_rule(expression)
-    if rule is None:
-        return None
+    rule = _day_rule(croniter(expression))
+    return None if rule is None else _gaps_of(rule)
+
+
+def _gaps_of(rule: _DayRule) -> Gaps | None:
+    """None for days that fire less than every 8 years."""
     times, fires = rule.times, rule.fires
     found = [later - earlier for earlier, later in itertools.pairwise(times)]
     if len(times) == MAX_RUNS_LISTED_PER_DAY:
@@ -169,8 +184,7 @@ def interval_days(expression: str) -> int:
 def yearly_runs(expression: str) -> int:
     """How often the expression fires in the year (365 days) from `SAMPLE_START`: the days it
     fires on times its runs per day when croniter's fields show them, else run by run."""
-    check(expression)
-    rule = _day_rule(expression)
+    rule = _day_rule(_runs(expression))
     if rule is not None:
         start = SAMPLE_START.date()
         return len(rule.times) * sum(rule.fires(start + offset * DAY) for offset in range(365))

@@ -12,6 +12,7 @@ compliance control fails without a waiver (the documents are still written).
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +21,17 @@ from contract.reader import InvalidSetting
 from review.stack_config import ROOT
 
 SCRAPE_CONFIG = "monitoring/scrape-configs.yml"
+# A preview allocates tens of thousands of objects that die young: an Output and its asyncio
+# tasks for every property of every resource (a docker Container has about a hundred). At
+# CPython's default first threshold (700) that is hundreds of collections and, from about 100
+# resources on, a third full one over every imported class (70 ms of a 1.2 s preview). At 20000
+# the collector's work stays flat as a stack grows; peak memory moves by under 1 MiB.
+COLLECTION_THRESHOLD = 20_000
+
+
+def collect_less() -> None:
+    """The preview's garbage-collection threshold, for this process (the preview is one)."""
+    gc.set_threshold(COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding Pulumi.yaml (default: this checkout)")
     parser.add_argument("--out", type=Path, help="output directory (default: preview/<stack>)")
     args = parser.parse_args(argv)
+    collect_less()
     from compliance.report import build_report, write_report
     from components.container_specs import container_specs
     from components.scrape_config import scrape_config, to_yaml

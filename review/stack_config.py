@@ -113,11 +113,11 @@ def load_stack_config(path: Path) -> tuple[dict[str, str], tuple[str, ...]]:
     """Config with full keys and string values (objects as JSON, as the CLI passes them), and
     the keys holding encrypted values. A key set to null is left out (unset)."""
     name = path.name
-    stacks = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                    for p in path.parent.glob("Pulumi.*.yaml"))
     try:
         text = path.read_text()
     except FileNotFoundError:
+        stacks = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml")
+                        for p in path.parent.glob("Pulumi.*.yaml"))
         raise StackFileError(name, f"no such stack file in {path.parent}; allowed: "
                              + (", ".join(stacks) or "no stack file here")) from None
     except (OSError, UnicodeDecodeError) as error:

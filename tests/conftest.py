@@ -13,12 +13,21 @@ import pytest
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="pulumi_aws")
 
 from components.settings import StackSettings  # noqa: E402
+from review.preview import collect_less  # noqa: E402
 from review.recording import StackRun, run_program  # noqa: E402
 from review.render import render_documents  # noqa: E402
 from review.stack_config import stack_settings  # noqa: E402
 
 # tests/agent imports ROOT, required_tool and stack_config from here too.
-from tests.support import ROOT, required_tool, stack_config, test_folder, time_summary  # noqa: E402, F401
+from tests.support import (  # noqa: E402, F401
+    FILE_SECONDS,
+    ROOT,
+    file_seconds,
+    longest_files_first,
+    required_tool,
+    stack_config,
+    time_summary,
+)
 
 
 @pytest.fixture(scope="session")
@@ -51,20 +60,30 @@ def prod_documents(prod: StackRun) -> dict[str, Any]:
     return render_documents(prod)
 
 
-# The order pytest-xdist hands whole files to `make test`'s two workers in (pyproject: --dist
-# loadfile --no-loadscope-reorder): the folders of long files first, the many short compliance
-# tests last, so that the workers finish together. Other folders go with the top level's.
-FOLDER_ORDER = {"tests/agent": 0, "tests": 1, "tests/delivery": 2, "tests/compliance": 3}
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--write-file-seconds", action="store_true",
+                     help=f"rewrite {FILE_SECONDS.relative_to(ROOT)} from this run's times")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    collect_less()  # the preview's collector threshold: the tests run previews in-process
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: FOLDER_ORDER.get(test_folder(item.nodeid), 1))
+    """pytest-xdist hands `make test`'s two workers whole files in collection order (pyproject:
+    --dist loadfile --no-loadscope-reorder): longest first, so that they finish together."""
+    seconds = json.loads(FILE_SECONDS.read_text())
+    order = longest_files_first([item.nodeid for item in items], seconds)
+    items[:] = [items[index] for index in order]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Time by test folder, so CI output shows where the suite's time goes (`time_summary`)."""
-    lines = time_summary(report for reports in terminalreporter.stats.values()
-                         for report in reports)
+    reports = [report for reports in terminalreporter.stats.values() for report in reports]
+    lines = time_summary(reports)
+    if terminalreporter.config.getoption("write_file_seconds") and lines:
+        FILE_SECONDS.write_text(json.dumps(file_seconds(reports), indent=2) + "\n")
+        terminalreporter.write_line(f"wrote {FILE_SECONDS.relative_to(ROOT)}")
     if lines:
         terminalreporter.section("time by test folder")
         for line in lines:

@@ -8,13 +8,21 @@ a cycle hidden in a function is still a cycle a reader has to untangle.
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from tests.support import ROOT, test_folder, time_summary
+from tests.support import (
+    FILE_SECONDS,
+    ROOT,
+    file_seconds,
+    longest_files_first,
+    test_folder,
+    time_summary,
+)
 
 OURS = ("contract", "backup_agent", "components", "compliance", "review", "policy", "infra",
         "delivery", "benchmarks")
@@ -200,3 +208,26 @@ def test_the_time_summary_sums_each_folder_and_each_worker():
     assert time_summary([_report(report, "call", 0.25)]) == [
         "     0.2 s     1 tests  tests", "     0.2 s     1 tests  in all"]
     assert time_summary([]) == []
+
+
+def test_file_seconds_sum_each_file():
+    keep, drill = "tests/agent/test_keep.py::test_x", "tests/agent/test_keep.py::test_y[a::b]"
+    reports = [_report(keep, "setup", 1.0), _report(keep, "call", 2.04),
+               _report(drill, "teardown", 0.5), _report("tests/test_z.py::t", "call", 0.25),
+               SimpleNamespace(nodeid="tests", when=None, duration=9.0)]
+    assert file_seconds(reports) == {"tests/agent/test_keep.py": 3.5, "tests/test_z.py": 0.2}
+
+
+def test_files_run_longest_first_and_unmeasured_ones_before_all():
+    nodeids = ["tests/a.py::t1", "tests/a.py::t2", "tests/b.py::t1", "tests/b.py::t2",
+               "tests/new.py::t", "tests/c.py::t"]
+    seconds = {"tests/a.py": 1.0, "tests/b.py": 20.0, "tests/c.py": 1.0}
+    assert [nodeids[i] for i in longest_files_first(nodeids, seconds)] == [
+        "tests/new.py::t", "tests/b.py::t1", "tests/b.py::t2", "tests/a.py::t1",
+        "tests/a.py::t2", "tests/c.py::t"]
+
+
+def test_every_measured_file_exists():
+    """A renamed or removed file leaves tests/file_seconds.json (`make test-file-seconds`)."""
+    measured = json.loads(FILE_SECONDS.read_text())
+    assert [name for name in measured if not (ROOT / name).is_file()] == []

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -76,6 +77,19 @@ def test_folder(nodeid: str) -> str:
 test_folder.__test__ = False  # a helper, not a test pytest should collect
 
 
+def test_file(nodeid: str) -> str:
+    """tests/agent/test_x.py::t[a] → tests/agent/test_x.py"""
+    return nodeid.split("::")[0]
+
+
+test_file.__test__ = False
+
+
+def _test_reports(reports: Iterable[Any]) -> Iterator[Any]:
+    return (report for report in reports
+            if getattr(report, "when", None) in ("setup", "call", "teardown"))
+
+
 def time_summary(reports: Iterable[Any]) -> list[str]:
     """The lines of the suite's "time by test folder": each folder's tests (setup + call +
     teardown, summed), all of them, and under pytest-xdist each worker's share (the sums then
@@ -83,9 +97,7 @@ def time_summary(reports: Iterable[Any]) -> list[str]:
     seconds: dict[str, float] = {}
     tests: dict[str, set[str]] = {}
     workers: dict[str, float] = {}
-    for report in reports:
-        if getattr(report, "when", None) not in ("setup", "call", "teardown"):
-            continue
+    for report in _test_reports(reports):
         area = test_folder(report.nodeid)
         seconds[area] = seconds.get(area, 0.0) + report.duration
         tests.setdefault(area, set()).add(report.nodeid)
@@ -103,3 +115,23 @@ def time_summary(reports: Iterable[Any]) -> list[str]:
 
 
 time_summary.__test__ = False
+
+# Each test file's seconds in a recent run (`make test-file-seconds` rewrites it): the order
+# `make test`'s workers take whole files in, longest first, so that no long file starts last.
+FILE_SECONDS: Final = ROOT / "tests" / "file_seconds.json"
+
+
+def file_seconds(reports: Iterable[Any]) -> dict[str, float]:
+    """Each test file's tests (setup + call + teardown, summed), rounded to 0.1 s."""
+    seconds: dict[str, float] = {}
+    for report in _test_reports(reports):
+        name = test_file(report.nodeid)
+        seconds[name] = seconds.get(name, 0.0) + report.duration
+    return {name: round(seconds[name], 1) for name in sorted(seconds)}
+
+
+def longest_files_first(nodeids: list[str], seconds: Mapping[str, float]) -> list[int]:
+    """The positions of `nodeids` in the order to run them: whole files, longest first; a file
+    not measured yet first of all (a long new one must not start last); ties as collected."""
+    return sorted(range(len(nodeids)),
+                  key=lambda index: -seconds.get(test_file(nodeids[index]), math.inf))
