@@ -6,12 +6,14 @@ prints: the wall time of pytest's last line and the "time by test folder" summar
 (tests/conftest.py).
 
     python benchmarks/suite_time.py [--repeat 3] [--checkout DIR ...] [--workers N ...]
-                                    [-- PYTEST_ARGS]
+                                    [--tests-of DIR] [-- PYTEST_ARGS]
 
 Defaults: this checkout, 2 workers (`make test`: `pytest -n 2`; pyproject.toml adds how files
 are distributed); `--workers 0` runs in one process. Every run uses this interpreter, so another
 checkout (e.g. a clone of an earlier commit) is measured with the same packages; pytest reads
-that checkout's own pyproject.toml.
+that checkout's own pyproject.toml. `--tests-of DIR` (e.g. a clone of the commit an issue was
+filed at) runs, in each checkout, only the tests of the test functions DIR collects that the
+checkout still has (every parametrization of each), and says how many those are.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ def run_suite(checkout: Path, pytest_args: list[str]) -> dict[str, float | str]:
     return figures
 
 
+def test_functions(checkout: Path) -> list[str]:
+    """`file::function` of every test the checkout collects, parametrizations folded."""
+    completed = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p",
+                                "no:cacheprovider"], cwd=checkout, capture_output=True,
+                               text=True, check=True)
+    return list(dict.fromkeys(line.split("[")[0] for line in completed.stdout.splitlines()
+                              if "::" in line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -60,21 +71,33 @@ def main(argv: list[str] | None = None) -> int:
                         help="a checkout to run the suite in (repeatable; default: this one)")
     parser.add_argument("--workers", type=int, action="append",
                         help="pytest-xdist workers, 0 for one process (repeatable; default: 2)")
+    parser.add_argument("--tests-of", type=Path,
+                        help="only the test functions this checkout collects")
     parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments")
     args = parser.parse_args(argv)
+    checkouts = args.checkout or [ROOT]
+    selected: dict[Path, list[str]] = {checkout: [] for checkout in checkouts}
+    if args.tests_of:
+        wanted = test_functions(args.tests_of)
+        for checkout in checkouts:
+            present = set(test_functions(checkout))
+            selected[checkout] = [function for function in wanted if function in present]
+            print(f"{checkout}: {len(selected[checkout])} of the {len(wanted)} test functions "
+                  f"of {args.tests_of} (the tests run are counted in 'in all' below)")
     setups = [(checkout, ["-n", str(workers), *args.pytest_args])
-              for checkout in args.checkout or [ROOT] for workers in args.workers or [2]]
+              for checkout in checkouts for workers in args.workers or [2]]
     runs: list[list[dict[str, float | str]]] = [[] for _ in setups]
     for number in range(args.repeat):
         for (checkout, pytest_args), results in zip(setups, runs, strict=True):
-            figures = run_suite(checkout, pytest_args)
+            figures = run_suite(checkout, [*pytest_args, *selected[checkout]])
             results.append(figures)
             print(f"run {number + 1}/{args.repeat} {checkout} {' '.join(pytest_args)}: "
                   f"{figures['wall']:.1f} s wall, {figures['outcome']}", file=sys.stderr)
     print(f"medians of {args.repeat} runs; wall from pytest's last line, the rest from its time "
           "by test folder (sums of the tests' own times)")
     for (checkout, pytest_args), results in zip(setups, runs, strict=True):
-        print(f"\n{checkout}: python -m pytest {' '.join(pytest_args)}")
+        print(f"\n{checkout}: python -m pytest {' '.join(pytest_args)}"
+              + (f" <{len(selected[checkout])} test functions>" if selected[checkout] else ""))
         areas = [key for key in results[0] if key not in ("wall", "outcome")]
         for area in ["wall", *areas]:
             values = [float(result[area]) for result in results if area in result]

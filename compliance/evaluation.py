@@ -49,7 +49,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Literal
 
 
@@ -85,6 +85,16 @@ class LabelledPolicy:
     document: Mapping[str, Any]
     principal_arn: str | None = None  # identity policies: the principal attached to
 
+    @cached_property
+    def statements(self) -> tuple[Mapping[str, Any], ...]:
+        """The document's statements, each validated as `statement_matches` validates it:
+        once per policy, not once per request (a report asks thousands of requests of the
+        same few documents)."""
+        statements = _statements(self)
+        for statement in statements:
+            _validate(statement, self.kind in ("resource", "rcp"))
+        return tuple(statements)
+
 
 def evaluate(request: Request, policies: Sequence[LabelledPolicy]) -> Decision:
     """Explicit Deny anywhere wins; otherwise any Allow allows; otherwise implicit deny.
@@ -107,8 +117,8 @@ def evaluate(request: Request, policies: Sequence[LabelledPolicy]) -> Decision:
         elif policy.kind not in ("resource", "rcp"):
             raise ValueError(f"policy {policy.label!r}: unknown kind {policy.kind!r}")
         resource_based = policy.kind in ("resource", "rcp")
-        for index, statement in enumerate(_statements(policy)):
-            if statement_matches(statement, request, resource_based=resource_based):
+        for index, statement in enumerate(policy.statements):
+            if _applies(statement, request, resource_based=resource_based):
                 ref = StatementRef(policy.label, statement.get("Sid") or f"#{index}")
                 if statement["Effect"] == "Deny":
                     denies.append(ref)
@@ -136,6 +146,11 @@ def statement_matches(
     such a mistake is reported even in a statement that does not apply.
     """
     _validate(statement, resource_based)
+    return _applies(statement, request, resource_based=resource_based)
+
+
+def _applies(statement: Mapping[str, Any], request: Request, *, resource_based: bool) -> bool:
+    """`statement_matches` of a statement already validated."""
     if not _element_matches(statement, "Action", request.action, ignore_case=True):
         return False
     if not _element_matches(statement, "Resource", request.resource, ignore_case=False):
