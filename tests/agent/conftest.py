@@ -129,51 +129,19 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def _fake_walg_ignores(directory: str, names: list[str]) -> set[str]:
-    """What the fake wal-g's copy of the SDK leaves out: compiled files, and the models of every
-    service but S3 (botocore lists its data directory on each client it creates: 440 services
-    there cost every wal-g call about 20 ms)."""
-    ignored = {"__pycache__"}
-    if Path(directory).parts[-2:] == ("botocore", "data"):
-        ignored |= {name for name in names
-                    if name != "s3" and Path(directory, name).is_dir()}
-    return ignored
-
-
 @pytest.fixture(scope="session")
 def fake_walg() -> Iterator[Path]:
-    """A `wal-g` on a path the PostgreSQL user can run: the FAKE, under Debian's python3 with
-    boto3 copied beside it (this test runner's Python lives under /root, mode 0700)."""
+    """A `wal-g` on a path the PostgreSQL user can run: the FAKE, under Debian's python3 (this
+    test runner's Python lives under /root, mode 0700); it needs only the standard library."""
     if not os.access("/usr/bin/python3", os.X_OK):
         pytest.fail("/usr/bin/python3 is needed to run the fake wal-g as the postgres user")
     directory = Path(tempfile.mkdtemp(prefix="fake-walg-"))
     directory.chmod(0o755)
-    site = directory / "site"
-    import boto3 as boto3_module
-    import botocore
-    import dateutil
-    import jmespath
-    import s3transfer
-    import urllib3
-    for module in (boto3_module, botocore, s3transfer, jmespath, dateutil, urllib3):
-        source = Path(module.__file__).parent
-        shutil.copytree(source, site / source.name, ignore=_fake_walg_ignores)
-    six = Path(sys.modules["six"].__file__) if "six" in sys.modules else None
-    if six is None:
-        import six as six_module
-        six = Path(six_module.__file__)
-    shutil.copy(six, site / six.name)
-    shutil.copy(FAKE_WALG, directory / "wal-g.py")
-    # Compiled once here, by the interpreter that runs them: the postgres user cannot write
-    # __pycache__ in this tree, so every call would compile botocore again (about 0.25 s each).
-    subprocess.run(["/usr/bin/python3", "-m", "compileall", "-q", str(site)], check=True,
-                   stdout=subprocess.DEVNULL)
+    script = directory / "wal-g.py"
+    shutil.copy(FAKE_WALG, script)
+    script.chmod(0o644)
     wrapper = directory / "wal-g"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec /usr/bin/python3 '
-                       f'{directory / "wal-g.py"} "$@"\n')
-    wrapper.chmod(0o755)
-    for path in directory.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/python3 {script} "$@"\n')
     wrapper.chmod(0o755)
     yield wrapper
     shutil.rmtree(directory, ignore_errors=True)

@@ -4,10 +4,18 @@ PostgreSQL tests exercise the agent's real calls."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.machinery
 import json
 import subprocess
+import types
 
-from .conftest import REGION
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from .conftest import FAKE_WALG, REGION
 
 
 def run_fake(fake_walg, moto_endpoint, bucket, *args, check=True):
@@ -61,3 +69,42 @@ def test_delete_retain_keeps_history_files_and_newer_timelines(
         "wal_005/00000002.history.lzma",
         "wal_005/00000002000000000000000C.lzma",
     ]
+
+
+def test_requests_carry_the_signature_botocore_computes(monkeypatch):
+    """moto does not check signatures: this shows the fake signs its requests as the SDKs do
+    (Signature Version 4; the session token and Content-MD5 signed too), path-style and not."""
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token")
+    loader = importlib.machinery.SourceFileLoader("fake_walg", str(FAKE_WALG))
+    fake = types.ModuleType(loader.name)
+    loader.exec_module(fake)
+    signer = S3SigV4Auth(Credentials("AKIDEXAMPLE", secret, "session-token"), "s3", REGION)
+    requests = (("PUT", "postgres/db/wal_005/000000010000000000000003.lzma", {}, b"segment"),
+                ("GET", "", {"list-type": "2", "prefix": "postgres/db/", "delimiter": "/",
+                             "continuation-token": "a+b/c="}, b""))
+    for endpoint, path_style in (("http://127.0.0.1:9000", True),
+                                 ("https://s3.eu-central-1.amazonaws.com", False)):
+        bucket = fake.Bucket("backups", REGION, endpoint, path_style)
+        for method, key, params, body in requests:
+            target, headers = bucket.signed(method, key, params, body)
+            assert target.startswith("/backups/" if path_style else "/")
+            path, _, _ = target.partition("?")  # botocore encodes the parameters itself
+            request = AWSRequest(
+                method=method, url=f"{endpoint.split(':')[0]}://{headers['host']}{path}",
+                params=params, data=body,
+                headers={k: v for k, v in headers.items() if k != "authorization"})
+            request.context["timestamp"] = headers["x-amz-date"]
+            signature = signer.signature(
+                signer.string_to_sign(request, signer.canonical_request(request)), request)
+            assert headers["authorization"] == (
+                f"AWS4-HMAC-SHA256 Credential={signer.scope(request)}, "
+                f"SignedHeaders={signer.signed_headers(signer.headers_to_sign(request))}, "
+                f"Signature={signature}")
+            assert headers["x-amz-security-token"] == "session-token"
+        assert headers["host"] == ("127.0.0.1:9000" if path_style
+                                   else "backups.s3.eu-central-1.amazonaws.com")
+    put_headers = bucket.signed(*requests[0])[1]
+    assert put_headers["content-md5"] == base64.b64encode(hashlib.md5(b"segment").digest()).decode()
