@@ -276,8 +276,8 @@ def repository(stack, aws, tmp_path_factory) -> None:
     here, its key re-wrapped under cheap scrypt parameters (tests/support/restic_key.py). The
     firings prove the schedules, the tasks and the backup and restores through the task role,
     not the job's way of creating a repository (tests/agent/test_restic_real.py's first test);
-    with init's own key, each of their dozen restic commands would derive it again (restic 0.14
-    calibrates that to a good part of a second)."""
+    with init's own key, each of the firings' eleven restic commands would derive it again
+    (restic 0.14 calibrates that to a good part of a second)."""
     required_tool("restic", "restic")
     subprocess.run(["restic", "init"], capture_output=True, timeout=120, check=True,
                    env=restic_environment(stack, aws, tmp_path_factory.mktemp("restic-home")))
