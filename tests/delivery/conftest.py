@@ -20,8 +20,8 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def local_aws() -> Iterator[str]:
     """`python -m delivery.local_aws`: moto_server with the four fixes this stack needs
     (object requests under a bucket policy's conditions, PutBucketLogging into a bucket with
-    TLS Denies, GetBucketReplication, RunTask of a container without memory; see that
-    module)."""
+    TLS Denies, GetBucketReplication, RunTask of a container without memory) and two savings
+    (KMS key pairs generated when first used, moto's packages listed once); see that module."""
     yield from start_server([sys.executable, "-m", "delivery.local_aws"])
 
 

@@ -2,7 +2,8 @@
 parts done by this test with boto3, the container's part by the real `backup-agent` and the
 real restic — a file-set backup, then the drill (`--target all`) that restores it from the
 primary and from the replica. moto replicates nothing: S3 replication's part is played by
-copying the primary's objects into the replica before the drill fires.
+copying the primary's objects into the replica before the drill fires. The file set's restic
+repository is in the bucket before the backup fires (`restic init` by this test).
 
 The stack (Pulumi.scale.yaml) is built in moto from its offline preview
 (tests/support/delivery.py), buckets included, in a VPC created in moto first: the stack takes
@@ -62,12 +63,14 @@ import pytest
 
 from backup_agent import evidence, task
 from contract.agent_settings import SETTINGS_VARIABLE, Storage
+from contract.layout import RESTIC_PREFIX
 from contract.tasks import JOB_DIMENSION, OUTCOME_METRIC
 from delivery.smoke_check import substitute
 from review.preview import main as offline_preview
 from review.render import OUTPUTS_DOCUMENT
 from tests.support import ROOT, required_tool, task_endpoints
 from tests.support.delivery import FAKE_CREDENTIALS, client, deploy_from_preview, reset
+from tests.support.restic_key import cheap_key_file
 
 REGION = "eu-central-1"
 CLUSTER = "biometrics-backup"
@@ -257,9 +260,39 @@ def volumes(tmp_path_factory, efs) -> dict[str, Path]:
     return {"scratch": tmp_path_factory.mktemp("scratch"), "efs-uploads": efs}
 
 
+def restic_environment(stack: Mapping[str, Any], aws: str, home: Path) -> dict[str, str]:
+    """restic on the file set's repository in the primary bucket, with this test's own
+    credentials for moto (not the task role's)."""
+    primary = stack["buckets"]["primary"]
+    return {"PATH": os.environ["PATH"], "HOME": str(home), "RESTIC_PASSWORD": RESTIC_PASSWORD,
+            "RESTIC_REPOSITORY": Storage(primary["bucket"], primary["region"],
+                                         aws).restic_repository,
+            **{key: os.environ[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}}
+
+
 @pytest.fixture(scope="module")
-def backup(stack, aws, endpoints, volumes, tmp_path_factory) -> Fired:
+def repository(stack, aws, tmp_path_factory) -> None:
+    """The file set's restic repository, there before the first firing: `restic init` run
+    here, its key re-wrapped under cheap scrypt parameters (tests/support/restic_key.py). The
+    firings prove the schedules, the tasks and the backup and restores through the task role,
+    not the job's way of creating a repository (tests/agent/test_restic_real.py's first test);
+    with init's own key, each of the firings' eleven restic commands would derive it again
+    (restic 0.14 calibrates that to a good part of a second)."""
     required_tool("restic", "restic")
+    subprocess.run(["restic", "init"], capture_output=True, timeout=120, check=True,
+                   env=restic_environment(stack, aws, tmp_path_factory.mktemp("restic-home")))
+    primary = stack["buckets"]["primary"]
+    s3 = client("s3", aws, primary["region"])
+    [key] = s3.list_objects_v2(Bucket=primary["bucket"],
+                               Prefix=f"{RESTIC_PREFIX}keys/")["Contents"]
+    name, body = cheap_key_file(
+        s3.get_object(Bucket=primary["bucket"], Key=key["Key"])["Body"].read(), RESTIC_PASSWORD)
+    s3.put_object(Bucket=primary["bucket"], Key=f"{RESTIC_PREFIX}keys/{name}", Body=body)
+    s3.delete_object(Bucket=primary["bucket"], Key=key["Key"])
+
+
+@pytest.fixture(scope="module")
+def backup(stack, aws, endpoints, volumes, repository, tmp_path_factory) -> Fired:
     return fire(FILES_SCHEDULE, aws=aws, endpoints=endpoints, volumes=volumes,
                 home=tmp_path_factory.mktemp("home"))
 
@@ -284,14 +317,9 @@ def outcomes(stack: Mapping[str, Any], aws: str) -> list[evidence.Outcome]:
 
 def snapshots(stack: Mapping[str, Any], aws: str, home: Path) -> list[dict[str, Any]]:
     """The file set's snapshots, as restic itself lists them from the bucket."""
-    primary = stack["buckets"]["primary"]
-    repository = Storage(primary["bucket"], primary["region"], aws).restic_repository
     listing = subprocess.run(
         ["restic", "snapshots", "--json", "--no-lock", "--no-cache"], capture_output=True,
-        text=True, timeout=120, check=True, env={
-            "PATH": os.environ["PATH"], "HOME": str(home), "RESTIC_REPOSITORY": repository,
-            "RESTIC_PASSWORD": RESTIC_PASSWORD, **{
-                key: os.environ[key] for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}})
+        text=True, timeout=120, check=True, env=restic_environment(stack, aws, home))
     return json.loads(listing.stdout)
 
 
