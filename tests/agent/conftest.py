@@ -7,6 +7,7 @@ AWS credentials are dummies for moto, set only in this test process's environmen
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
@@ -272,18 +273,36 @@ def copy_bucket(s3: Any, source: str, target: str) -> None:
 
 @pytest.fixture(scope="session")
 def restic_template(moto_endpoint: str, fake_walg: Path, restic_binary: str,
-                    tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A bucket holding an empty restic repository (RESTIC_PASSWORD), `restic init` run once
-    per session, its key re-wrapped with cheap scrypt parameters (tests/support/restic_key.py):
-    the tests that need a repository but not the backup job's way of creating one (that is
-    test_restic_real.py's first test) start from a copy (`restic_repository`), without init's
-    calibration (about two seconds) and the calibrated key derivation in every command."""
+                    tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+    """A bucket holding an empty restic repository (RESTIC_PASSWORD), its key re-wrapped with
+    cheap scrypt parameters (tests/support/restic_key.py): the tests that need a repository
+    but not the backup job's way of creating one (that is test_restic_real.py's first test)
+    start from a copy (`restic_repository`), without init's calibration (about three seconds
+    of CPU) and the calibrated key derivation in every command. `restic init` runs once per
+    run of the suite: the first pytest-xdist worker to need the repository saves its objects
+    in the run's temporary root, where the other finds them (each has its own moto_server)."""
     bucket = create_bucket(moto_endpoint, "restic-template")
-    settings = settings_maker(moto_endpoint, bucket, tmp_path_factory.mktemp("restic-template"),
-                              fake_walg)()
-    files.restic(settings, settings.primary, ["init"])
-    cheapen_restic_key(boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION),
-                       bucket)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
+    base = tmp_path_factory.getbasetemp()
+    saved = (base if worker_id == "master" else base.parent) / "restic-template-objects"
+    with open(f"{saved}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not saved.exists():
+            settings = settings_maker(moto_endpoint, bucket,
+                                      tmp_path_factory.mktemp("restic-template"), fake_walg)()
+            files.restic(settings, settings.primary, ["init"])
+            cheapen_restic_key(s3, bucket)
+            partial = saved.with_name(f"{saved.name}.partial")
+            for item in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+                path = partial / item["Key"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            partial.rename(saved)
+            return bucket
+    for path in saved.rglob("*"):
+        if path.is_file():
+            s3.put_object(Bucket=bucket, Key=path.relative_to(saved).as_posix(),
+                          Body=path.read_bytes())
     return bucket
 
 
