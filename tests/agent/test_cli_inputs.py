@@ -241,6 +241,7 @@ def test_sigterm_stops_a_server_cleanly_from_the_moment_its_port_listens(monkeyp
     monkeypatch.setattr(host, "make_server", listening)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
+        # Its daemon thread serves until this worker exits, as the agent's does until it exits.
         stop = host.serve(lambda environ, start: [], "127.0.0.1", free_port(), "metricsPort")
         [handler] = at_listen
         assert callable(handler) and not stop.is_set()
