@@ -71,6 +71,14 @@ def tool_version(binary: str) -> str:
     return lines[0] if result.returncode == 0 and lines else "unknown"
 
 
+@functools.cache
+def _recording_client(storage: Storage) -> Any:
+    """One client per bucket for the process: the scheduler records every job's outcome, and
+    building a boto3 client (its service model, endpoint rules, a new connection pool) costs
+    more than the PutObject it sends."""
+    return s3.client(storage)
+
+
 def record(settings: AgentSettings, outcome: Outcome) -> str | None:
     """Append the outcome to the record in the primary bucket (replication copies it; the
     replica accepts writes from replication only), also for a drill from the replica; the key,
@@ -79,7 +87,7 @@ def record(settings: AgentSettings, outcome: Outcome) -> str | None:
     outcome = Outcome(**{**asdict(outcome), "host": outcome.host or socket.gethostname()})
     key = key_of(outcome)
     try:
-        s3.client(settings.primary).put_object(
+        _recording_client(settings.primary).put_object(
             Bucket=settings.primary.bucket, Key=key,
             # Empty texts are left out: `parse` reads an absent one as "".
             Body=json.dumps({k: v for k, v in asdict(outcome).items() if v != ""},

@@ -85,17 +85,20 @@ class _QuietHandler(WSGIRequestHandler):
 def serve(app: status_page.WsgiApp, address: str, port_number: int,
           setting: str) -> threading.Event:
     """Serve `app` on a daemon thread; the returned event is set by SIGTERM or SIGINT."""
+    # Before the port listens: a SIGTERM as soon as it answers must stop it cleanly, not kill it.
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set())
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         server = make_server(address, port_number, app, _ThreadingServer,
                              handler_class=_QuietHandler)
     except OSError as error:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         reason = "is in use" if error.errno == errno.EADDRINUSE else "cannot be listened on"
         raise UsageError(f"{setting}: {address}:{port_number} {reason} ({error.strerror}); "
                          "allowed: a free port on an address of this host") from None
     threading.Thread(target=server.serve_forever, daemon=True, name="http").start()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     return stop
 
 

@@ -7,6 +7,7 @@ AWS credentials are dummies for moto, set only in this test process's environmen
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
@@ -240,23 +241,47 @@ def copy_bucket(s3: Any, source: str, target: str) -> None:
 
 @pytest.fixture(scope="session")
 def restic_template(moto_endpoint: str, fake_walg: Path, restic_binary: str,
-                    tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A bucket holding an empty restic repository (RESTIC_PASSWORD), `restic init` run once
-    per session, its key re-wrapped with cheap scrypt parameters (tests/support/restic_key.py):
-    the tests that need a repository but not the backup job's way of creating one (that is
-    test_restic_real.py's first test) start from a copy (`restic_repository`), without init's
-    calibration (about two seconds) and the calibrated key derivation in every command."""
+                    tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> str:
+    """A bucket holding an empty restic repository (RESTIC_PASSWORD), its key re-wrapped with
+    cheap scrypt parameters (tests/support/restic_key.py): the tests that need a repository
+    but not the backup job's way of creating one (that is test_restic_real.py's first test)
+    start from a copy (`restic_repository`), without init's calibration (about three seconds
+    of CPU) and the calibrated key derivation in every command. `restic init` runs once per
+    run of the suite: the first pytest-xdist worker to need the repository saves its objects
+    in the run's temporary root, where the other finds them (each has its own moto_server)."""
     bucket = create_bucket(moto_endpoint, "restic-template")
-    settings = settings_maker(moto_endpoint, bucket, tmp_path_factory.mktemp("restic-template"),
-                              fake_walg)()
-    files.restic(settings, settings.primary, ["init"])
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
+    base = tmp_path_factory.getbasetemp()
+    saved = (base if worker_id == "master" else base.parent) / "restic-template-objects"
+    with open(f"{saved}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not saved.exists():
+            settings = settings_maker(moto_endpoint, bucket,
+                                      tmp_path_factory.mktemp("restic-template"), fake_walg)()
+            files.restic(settings, settings.primary, ["init"])
+            cheapen_restic_key(s3, bucket)
+            partial = saved.with_name(f"{saved.name}.partial")
+            for item in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+                path = partial / item["Key"]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            partial.rename(saved)
+            return bucket
+    for path in saved.rglob("*"):
+        if path.is_file():
+            s3.put_object(Bucket=bucket, Key=path.relative_to(saved).as_posix(),
+                          Body=path.read_bytes())
+    return bucket
+
+
+def cheapen_restic_key(s3: Any, bucket: str) -> None:
+    """The bucket's restic repository (RESTIC_PASSWORD, one key, as `init` leaves it) opens
+    with cheap scrypt parameters from now on: same repository, same master key."""
     [key] = s3.list_objects_v2(Bucket=bucket, Prefix=f"{RESTIC_PREFIX}keys/")["Contents"]
     name, body = cheap_key_file(s3.get_object(Bucket=bucket, Key=key["Key"])["Body"].read(),
                                 RESTIC_PASSWORD)
     s3.put_object(Bucket=bucket, Key=f"{RESTIC_PREFIX}keys/{name}", Body=body)
     s3.delete_object(Bucket=bucket, Key=key["Key"])
-    return bucket
 
 
 @pytest.fixture
@@ -264,6 +289,36 @@ def restic_repository(restic_template: str, s3: Any, bucket: str) -> str:
     """This test's bucket, holding a copy of the empty template repository."""
     copy_bucket(s3, restic_template, bucket)
     return bucket
+
+
+@pytest.fixture(scope="session")
+def backed_up_template(moto_endpoint: str, fake_walg: Path, restic_template: str,
+                       tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A tree (`make_tree`) and a bucket where the backup job backed it up once (snapshot, its
+    hashes, forget, check) into a copy of the template repository, once per session: the
+    tests that restore, damage, drill or replicate a backup work on copies
+    (`backed_up_copy`)."""
+    directory = tmp_path_factory.mktemp("backed-up")
+    source = directory / "app"
+    make_tree(source)
+    bucket = create_bucket(moto_endpoint)
+    copy_bucket(boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION),
+                restic_template, bucket)
+    settings = settings_maker(moto_endpoint, bucket, directory, fake_walg)(
+        **file_set_data(source))
+    files.run_backup(settings, settings.file_set("app"))
+    return source, bucket
+
+
+@pytest.fixture
+def backed_up_copy(agent_settings: Callable[..., AgentSettings],
+                   backed_up_template: tuple[Path, str], s3: Any,
+                   bucket: str) -> tuple[Path, Callable[..., AgentSettings]]:
+    """This test's bucket holds a copy of `backed_up_template`'s repository; the settings
+    (`make(**overrides)`) name its tree as file set `app`."""
+    source, template = backed_up_template
+    copy_bucket(s3, template, bucket)
+    return source, lambda **overrides: agent_settings(**file_set_data(source) | overrides)
 
 
 # --- the prod stack file with runtime values changed -----------------------------------------

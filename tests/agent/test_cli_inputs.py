@@ -8,6 +8,7 @@ import io
 import json
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 
 from backup_agent import cli, tools
+from backup_agent.commands import host
 
 from .conftest import REGION, free_port, write_secret
 
@@ -211,6 +213,7 @@ def test_a_job_not_placed_on_this_host(write):
 
 
 def test_a_port_in_use(write):
+    handlers = [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -220,6 +223,33 @@ def test_a_port_in_use(write):
     assert (code, one_line(stderr)) == (
         2, f"error: --port: 127.0.0.1:{port} is in use (Address already in use); allowed: a "
            "free port on an address of this host")
+    # The refused server leaves the process's signal handlers as they were.
+    assert [signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)] == handlers
+
+
+def test_sigterm_stops_a_server_cleanly_from_the_moment_its_port_listens(monkeypatch):
+    """The handler is in place before the socket listens: a SIGTERM sent as soon as the port
+    answers (a supervisor stopping a container just started) sets the stop event, not the
+    default action that kills the process."""
+    at_listen = []
+
+    def listening(*args, **kwargs):
+        at_listen.append(signal.getsignal(signal.SIGTERM))
+        return make_server(*args, **kwargs)
+
+    make_server = host.make_server
+    monkeypatch.setattr(host, "make_server", listening)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        # Its daemon thread serves until this worker exits, as the agent's does until it exits.
+        stop = host.serve(lambda environ, start: [], "127.0.0.1", free_port(), "metricsPort")
+        [handler] = at_listen
+        assert callable(handler) and not stop.is_set()
+        handler(signal.SIGTERM, None)
+        assert stop.is_set()
+    finally:
+        for signum, previous in handlers.items():
+            signal.signal(signum, previous)
 
 
 # --- the host: password files, state directory ----------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backup_agent import cli, evidence, exporter, files, records, status
+from backup_agent import cli, evidence, exporter, records, status
 from contract.jobs import DRILL
 from contract.tasks import task_group
 
@@ -20,7 +20,6 @@ from .conftest import (
     copy_bucket,
     create_bucket,
     file_set_data,
-    make_tree,
     outcomes_put,
     start_tasks,
 )
@@ -33,17 +32,10 @@ DRILL_METRICS = ("backup_drill_success", "backup_drill_timestamp_seconds",
 
 
 @pytest.fixture
-def backed_up(agent_settings, shared_dir, restic_repository):
-    """A file set backed up once into this test's bucket (a copy of the template repository);
-    `make(**overrides)` names it."""
-    source = shared_dir / "app"
-    make_tree(source)
-
-    def make(**overrides):
-        return agent_settings(**file_set_data(source) | overrides)
-
-    settings = make()
-    files.run_backup(settings, settings.file_set("app"))
+def backed_up(backed_up_copy):
+    """A file set backed up once (a copy of the session's backed-up repository in this test's
+    bucket); `make(**overrides)` names it."""
+    _, make = backed_up_copy
     return make
 
 

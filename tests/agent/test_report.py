@@ -137,6 +137,24 @@ def test_a_failed_backup_run_is_recorded_with_its_reason(agent_settings, shared_
     assert recorded.started <= recorded.finished <= now.timestamp()
 
 
+def test_outcomes_recorded_into_one_bucket_share_one_client(settings, monkeypatch):
+    """The scheduler records every job's outcome: one boto3 client for the bucket, not one per
+    outcome."""
+    built = []
+
+    def counted(storage, **options):
+        built.append(storage)
+        return client(storage, **options)
+
+    client = evidence.s3.client
+    monkeypatch.setattr(evidence.s3, "client", counted)
+    for finished in (at(2, 3), at(3, 3)):
+        assert evidence.record(settings, evidence.Outcome(
+            "backup", "files:app", "primary", finished - 60, finished, True, "ok")) is not None
+    assert built == [settings.primary]
+    assert len(evidence.read_month(settings.primary, 2026, 10).outcomes) == 2
+
+
 def test_an_outcome_that_cannot_be_written_is_logged_not_raised(agent_settings, caplog):
     settings = agent_settings(primary={"bucket": "unreachable", "region": "eu-central-1",
                                        "endpoint": f"http://127.0.0.1:{free_port()}"})

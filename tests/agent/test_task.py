@@ -216,6 +216,7 @@ def test_a_job_runs_once_in_its_task_with_its_secrets_only_as_files(
     assert outcomes_put(cloudwatch, settings.task.metrics_namespace) == succeeded(1.0)
 
 
+@pytest.mark.usefixtures("restic_repository")  # what the failure reports, not init: a copy
 def test_a_failed_job_posts_and_puts_0_and_exits_1(task_settings, in_task, ecs, cluster,
                                                    cloudwatch, scratch, shared_dir,
                                                    monkeypatch, capsys):
@@ -236,8 +237,11 @@ def test_a_failed_job_posts_and_puts_0_and_exits_1(task_settings, in_task, ecs, 
 # --- the overlap guard ----------------------------------------------------------------------
 
 def test_a_running_twin_skips_the_run_and_a_killed_one_does_not(
-        task_settings, in_task, ecs, cluster, cloudwatch, s3, bucket, capsys):
+        task_settings, in_task, ecs, cluster, cloudwatch, s3, restic_repository, capsys):
+    """The bucket holds a copy of the template repository: the skipped run leaves it as it
+    was, the run after the kill adds its snapshot."""
     settings = task_settings()
+    template = restic_objects(s3, restic_repository)
     # moto reports no createdAt, so the ARN decides: the smaller one is the earlier twin.
     twin, mine = start_tasks(ecs, cluster, JOB_GROUP, count=2)
     in_task(mine, settings)
@@ -245,17 +249,18 @@ def test_a_running_twin_skips_the_run_and_a_killed_one_does_not(
     assert capsys.readouterr().err == (
         f"skipped: {JOB}: task {twin} (created at an unreported time) is still running it; "
         "this run did nothing (exit 75)\n")
-    assert (restic_objects(s3, bucket), recorded(settings)) == ([], [])
+    assert (restic_objects(s3, restic_repository), recorded(settings)) == (template, [])
     assert outcomes_put(cloudwatch, settings.task.metrics_namespace) == []
 
     ecs.stop_task(cluster=cluster, task=twin, reason="killed")  # no lock is left behind
     in_task(mine, settings)
     assert cli.main(["run", "files", "app"]) == 0
-    assert restic_objects(s3, bucket) != []
+    assert restic_objects(s3, restic_repository) != template
     assert [o.success for o in recorded(settings)] == [True]
     assert outcomes_put(cloudwatch, settings.task.metrics_namespace) == succeeded(1.0)
 
 
+@pytest.mark.usefixtures("restic_repository")  # the guard, not init: a copy of the template
 def test_tasks_started_together_do_the_job_once(task_settings, in_task, ecs, cluster,
                                                 cloudwatch, capsys):
     settings = task_settings()

@@ -30,7 +30,7 @@ _AUTHORIZATION = re.compile(r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<sco
 def serving(handler: type[BaseHTTPRequestHandler], **attributes: Any) -> Iterator[str]:
     """`handler` on a free 127.0.0.1 port (attributes set on its class), yielding its URL."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (handler,), attributes))
-    # shutdown() waits for serve_forever's next poll: 0.5 s by default.
+    # shutdown() waits for serve_forever's next poll: 0.5 s by default, on every exit.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                               daemon=True)
     thread.start()
