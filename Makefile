@@ -39,6 +39,7 @@ TEST_WORKERS ?= 2
 test: test-prerequisites lint
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
-# The same run, then each file's seconds into tests/file_seconds.json (the order above).
+# The same run, then each file's seconds into tests/file_seconds.json: the order the workers
+# take files in next time (longest first, so that they finish together).
 test-file-seconds: test-prerequisites lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --write-file-seconds
