@@ -27,10 +27,9 @@ import pytest
 
 from backup_agent import config, files, task
 from contract.agent_settings import SETTINGS_VARIABLE, AgentSettings, to_json
-from contract.layout import RESTIC_PREFIX
 from tests.conftest import required_tool
 from tests.support import changed, project_config
-from tests.support.restic_key import cheap_key_file
+from tests.support.restic_key import cheapen_repository_key
 from tests.support.task_endpoints import metadata_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,7 +258,7 @@ def restic_template(moto_endpoint: str, fake_walg: Path, restic_binary: str,
             settings = settings_maker(moto_endpoint, bucket,
                                       tmp_path_factory.mktemp("restic-template"), fake_walg)()
             files.restic(settings, settings.primary, ["init"])
-            cheapen_restic_key(s3, bucket)
+            cheapen_repository_key(s3, bucket, RESTIC_PASSWORD)
             partial = saved.with_name(f"{saved.name}.partial")
             for item in s3.list_objects_v2(Bucket=bucket)["Contents"]:
                 path = partial / item["Key"]
@@ -272,16 +271,6 @@ def restic_template(moto_endpoint: str, fake_walg: Path, restic_binary: str,
             s3.put_object(Bucket=bucket, Key=path.relative_to(saved).as_posix(),
                           Body=path.read_bytes())
     return bucket
-
-
-def cheapen_restic_key(s3: Any, bucket: str) -> None:
-    """The bucket's restic repository (RESTIC_PASSWORD, one key, as `init` leaves it) opens
-    with cheap scrypt parameters from now on: same repository, same master key."""
-    [key] = s3.list_objects_v2(Bucket=bucket, Prefix=f"{RESTIC_PREFIX}keys/")["Contents"]
-    name, body = cheap_key_file(s3.get_object(Bucket=bucket, Key=key["Key"])["Body"].read(),
-                                RESTIC_PASSWORD)
-    s3.put_object(Bucket=bucket, Key=f"{RESTIC_PREFIX}keys/{name}", Body=body)
-    s3.delete_object(Bucket=bucket, Key=key["Key"])
 
 
 @pytest.fixture

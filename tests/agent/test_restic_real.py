@@ -14,8 +14,9 @@ import pytest
 from backup_agent import cli, drill, evidence, exporter, files, records, tools
 from backup_agent.picks import Pick
 from contract.layout import RESTIC_PREFIX
+from tests.support.restic_key import cheapen_repository_key
 
-from .conftest import cheapen_restic_key, file_set_data, make_tree
+from .conftest import RESTIC_PASSWORD, file_set_data, make_tree
 
 pytestmark = pytest.mark.usefixtures("restic_binary")
 
@@ -42,7 +43,7 @@ def test_backup_prune_check_and_drill_restore_byte_identical(file_set_settings, 
     # The job ran `restic init` (its one key, with calibrated scrypt: half a second for every
     # command that opens the repository). The rest proves backup, forget and the drill, not
     # the key derivation: the same master key, re-wrapped cheaply, as in the template.
-    cheapen_restic_key(s3, bucket)
+    cheapen_repository_key(s3, bucket, RESTIC_PASSWORD)
     (source / "uploads" / "file-1.bin").write_bytes(b"changed after the first backup")
     (source / "uploads" / "new.bin").write_bytes(b"added")
     assert cli.main(["--settings", str(shared_dir / "settings.json"), "run", "files"]) == 0

@@ -63,14 +63,13 @@ import pytest
 
 from backup_agent import evidence, task
 from contract.agent_settings import SETTINGS_VARIABLE, Storage
-from contract.layout import RESTIC_PREFIX
 from contract.tasks import JOB_DIMENSION, OUTCOME_METRIC
 from delivery.smoke_check import substitute
 from review.preview import main as offline_preview
 from review.render import OUTPUTS_DOCUMENT
 from tests.support import ROOT, required_tool, task_endpoints
 from tests.support.delivery import FAKE_CREDENTIALS, client, deploy_from_preview, reset
-from tests.support.restic_key import cheap_key_file
+from tests.support.restic_key import cheapen_repository_key
 
 REGION = "eu-central-1"
 CLUSTER = "biometrics-backup"
@@ -282,13 +281,8 @@ def repository(stack, aws, tmp_path_factory) -> None:
     subprocess.run(["restic", "init"], capture_output=True, timeout=120, check=True,
                    env=restic_environment(stack, aws, tmp_path_factory.mktemp("restic-home")))
     primary = stack["buckets"]["primary"]
-    s3 = client("s3", aws, primary["region"])
-    [key] = s3.list_objects_v2(Bucket=primary["bucket"],
-                               Prefix=f"{RESTIC_PREFIX}keys/")["Contents"]
-    name, body = cheap_key_file(
-        s3.get_object(Bucket=primary["bucket"], Key=key["Key"])["Body"].read(), RESTIC_PASSWORD)
-    s3.put_object(Bucket=primary["bucket"], Key=f"{RESTIC_PREFIX}keys/{name}", Body=body)
-    s3.delete_object(Bucket=primary["bucket"], Key=key["Key"])
+    cheapen_repository_key(client("s3", aws, primary["region"]), primary["bucket"],
+                           RESTIC_PASSWORD)
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,12 @@ import base64
 import hashlib
 import json
 import os
+from typing import Any
 
 from cryptography.hazmat.primitives import poly1305
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from contract.layout import RESTIC_PREFIX
 
 CHEAP_SCRYPT = {"N": 1024, "r": 8, "p": 1}
 
@@ -60,3 +63,13 @@ def cheap_key_file(key_file: bytes, password: str) -> tuple[str, bytes]:
                        "data": base64.b64encode(iv + ciphertext + _mac(new, iv, ciphertext))
                        .decode()}).encode()
     return hashlib.sha256(body).hexdigest(), body
+
+
+def cheapen_repository_key(s3: Any, bucket: str, password: str) -> None:
+    """The bucket's restic repository (one key, as `init` leaves it) opens with cheap scrypt
+    parameters from now on: same repository, same master key."""
+    [key] = s3.list_objects_v2(Bucket=bucket, Prefix=f"{RESTIC_PREFIX}keys/")["Contents"]
+    name, body = cheap_key_file(s3.get_object(Bucket=bucket, Key=key["Key"])["Body"].read(),
+                                password)
+    s3.put_object(Bucket=bucket, Key=f"{RESTIC_PREFIX}keys/{name}", Body=body)
+    s3.delete_object(Bucket=bucket, Key=key["Key"])
